@@ -1,0 +1,46 @@
+# ban-bot: the two commands a newcomer needs are `make run` and `make test`.
+# The Dockerfile runs the same `make install` / `make index` recipes (tests/test_dockerfile.py checks it).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run test lint index bench load eval clean
+
+install: $(STAMP)
+
+# Re-run pip only when the project's dependencies change; a no-op otherwise.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+index: install
+	$(BIN)/ban-bot index build
+
+# Socket Mode when SLACK_BOT_TOKEN and SLACK_APP_TOKEN are set, the local chat otherwise.
+run: index
+	$(BIN)/ban-bot run
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy bot
+
+test: install lint
+	$(BIN)/python -m pytest -q
+
+eval: index
+	$(BIN)/ban-bot eval
+
+bench: index
+	$(BIN)/python -m bot.bench
+
+clean:
+	rm -rf $(VENV) index/*.faiss index/*.json index/*.npy index/*.onnx

@@ -93,6 +93,8 @@ class Settings:
     workers: int = 4  # BAN_BOT_WORKERS: answering threads
     queue_size: int = 64  # BAN_BOT_QUEUE_SIZE
     rate_limit_per_minute: int = 20  # BAN_BOT_RATE_LIMIT (questions per user per minute)
+    user_hash_salt: str | None = field(default=None, repr=False)  # BAN_BOT_USER_HASH_SALT
+    working_reaction_after: float = 1.0  # BAN_BOT_WORKING_REACTION_AFTER (seconds before 👀)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
@@ -124,6 +126,10 @@ class Settings:
             workers=_env_int(env, "BAN_BOT_WORKERS", d.workers),
             queue_size=_env_int(env, "BAN_BOT_QUEUE_SIZE", d.queue_size),
             rate_limit_per_minute=_env_int(env, "BAN_BOT_RATE_LIMIT", d.rate_limit_per_minute),
+            user_hash_salt=env.get("BAN_BOT_USER_HASH_SALT") or None,
+            working_reaction_after=_env_float(
+                env, "BAN_BOT_WORKING_REACTION_AFTER", d.working_reaction_after
+            ),
         )
 
     def with_overrides(self, **overrides: Any) -> Settings:

@@ -391,23 +391,24 @@ def load_knowledge(directory: Path) -> KnowledgeSet:
     events: list[TimelineEvent] = []
     for path in files:
         display = _display(path)
-        e, t = _parse_file(path, display)
-        entries.extend(e)
-        events.extend(t)
+        file_entries, file_events = _parse_file(path, display)
+        entries.extend(file_entries)
+        events.extend(file_events)
     _check_ids(entries, "entry")
     _check_ids(events, "timeline event")
     ids = {e.id for e in entries}
-    for e in entries:
-        for r in e.related:
+    for entry in entries:
+        for r in entry.related:
             if r not in ids:
                 raise KnowledgeError(
-                    f"{e.file}, entry {e.id!r} (line {e.line}): related id {r!r} does not exist."
+                    f"{entry.file}, entry {entry.id!r} (line {entry.line}): "
+                    f"related id {r!r} does not exist."
                 )
-    for t in events:
-        if t.entry is not None and t.entry not in ids:
+    for event in events:
+        if event.entry is not None and event.entry not in ids:
             raise KnowledgeError(
-                f"{t.file}, timeline event {t.id!r} (line {t.line}): "
-                f"entry {t.entry!r} does not exist."
+                f"{event.file}, timeline event {event.id!r} (line {event.line}): "
+                f"entry {event.entry!r} does not exist."
             )
     if not entries:
         raise KnowledgeError(f"{directory}: the knowledge set has no entries.")

@@ -1,0 +1,330 @@
+"""The ``ban-bot`` command: thin wrappers that parse, call the library and print.
+
+Usage::
+
+    ban-bot index build            # validate knowledge/, embed what changed, swap atomically
+    ban-bot ask "when do updates stop?"
+    echo "when do updates stop?" | ban-bot ask --json -
+    ban-bot deadlines [WORD] [--json]
+    ban-bot chat | serve [--http --port N] | run | eval [--cases FILE]
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot.config import ConfigError, Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _user_errors(fn: F) -> F:
+    """Turn the errors a user can cause into one clear line and exit 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from bot.embedding import EmbeddingError
+        from bot.index import IndexProblem
+        from bot.knowledge import KnowledgeError
+
+        try:
+            return fn(*args, **kwargs)
+        except (KnowledgeError, IndexProblem, EmbeddingError, ConfigError) as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    base: Settings = ctx.obj
+    return base.with_overrides(**overrides)
+
+
+knowledge_option = click.option(
+    "--knowledge",
+    "knowledge_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Knowledge folder (default: knowledge/, or BAN_BOT_KNOWLEDGE_DIR).",
+)
+index_option = click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Index folder (default: index/, or BAN_BOT_INDEX_DIR).",
+)
+model_option = click.option(
+    "--model",
+    help="Embedding model: bundled:all-MiniLM-L6-v2 (default), or a sentence-transformers "
+    "folder or cached name (BAN_BOT_MODEL).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ban-bot")
+@click.pass_context
+@_user_errors
+def cli(ctx: click.Context) -> None:
+    """ban-bot: sourced answers about the 2024 US ban on Kaspersky software."""
+    ctx.obj = Settings.from_env()
+    from bot.logs import configure_logging
+
+    configure_logging(ctx.obj.log_level)
+
+
+@cli.group()
+def index() -> None:
+    """Build, check or roll back the FAISS index."""
+
+
+@index.command("build")
+@knowledge_option
+@index_option
+@model_option
+@click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
+@click.pass_context
+@_user_errors
+def index_build(
+    ctx: click.Context,
+    knowledge_dir: Path | None,
+    index_dir: Path | None,
+    model: str | None,
+    force: bool,
+) -> None:
+    """Validate the knowledge set and (re)build the index; only changed texts are embedded."""
+    from bot.index import build_index
+
+    settings = _settings(ctx, knowledge_dir=knowledge_dir, index_dir=index_dir, model=model)
+    result = build_index(settings, force=force)
+    if not result.changed:
+        click.echo(
+            f"index up to date: {result.entries} entries, {result.vectors} vectors "
+            f"(build {result.build_id}, checked in {result.seconds:.2f} s)"
+        )
+        return
+    click.echo(
+        f"index built: {result.entries} entries, {result.vectors} vectors "
+        f"({result.embedded} embedded, {result.reused} reused) in {result.seconds:.1f} s "
+        f"-> {settings.index_dir} (build {result.build_id})"
+    )
+
+
+@index.command("check")
+@knowledge_option
+@index_option
+@model_option
+@click.pass_context
+@_user_errors
+def index_check(
+    ctx: click.Context, knowledge_dir: Path | None, index_dir: Path | None, model: str | None
+) -> None:
+    """Exit non-zero, saying why, if the index is missing, stale, from another model or corrupt."""
+    from bot.index import check_index, load_index
+
+    settings = _settings(ctx, knowledge_dir=knowledge_dir, index_dir=index_dir, model=model)
+    problems = check_index(settings)
+    if problems:
+        raise click.ClickException(
+            "index not usable: " + "; ".join(problems) + " (run `ban-bot index build`)."
+        )
+    m = load_index(settings.index_dir).manifest
+    click.echo(
+        f"index OK: {m['entries']} entries, {m['vectors']} vectors, model {m['model']['name']}, "
+        f"query encoder {m['query_encoder']['kind']}, built {m['built_at']} (build {m['build_id']})"
+    )
+
+
+@index.command("rollback")
+@index_option
+@click.pass_context
+@_user_errors
+def index_rollback(ctx: click.Context, index_dir: Path | None) -> None:
+    """Make the previous build live again (a running bot picks it up)."""
+    from bot.index import rollback
+
+    settings = _settings(ctx, index_dir=index_dir)
+    click.echo(f"rolled back to build {rollback(settings.index_dir)}")
+
+
+def _print_answer(answer: Any) -> None:
+    click.echo(answer.text)
+    if answer.sources:
+        click.echo("\nSources:")
+        for s in answer.sources:
+            flag = " (unconfirmed)" if s.status == "unconfirmed" else ""
+            url = f" <{s.url}>" if s.url else ""
+            click.echo(f"  - {s.title}, {s.publisher}, {s.date}{flag}{url}")
+    if answer.follow_ups:
+        click.echo("\nYou could also ask:")
+        for f in answer.follow_ups:
+            click.echo(f"  - {f.question}")
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--json", "as_json", is_flag=True, help="JSON output; with '-' one object per line.")
+@index_option
+@click.pass_context
+@_user_errors
+def ask(ctx: click.Context, question: str | None, as_json: bool, index_dir: Path | None) -> None:
+    """Answer QUESTION, or with '-' each line of standard input."""
+    from bot.answer import Engine
+
+    if question is None:
+        raise click.UsageError("give a QUESTION, or '-' to read questions from standard input.")
+    engine = Engine.load(_settings(ctx, index_dir=index_dir))
+    if question != "-":
+        answer = engine.answer(question)
+        if as_json:
+            click.echo(json.dumps(answer.to_json(), ensure_ascii=False))
+        else:
+            _print_answer(answer)
+        return
+    for line in sys.stdin:
+        answer = engine.answer(line.rstrip("\n"))
+        if as_json:
+            click.echo(json.dumps(answer.to_json(), ensure_ascii=False))
+        else:
+            _print_answer(answer)
+            click.echo("")
+        sys.stdout.flush()
+
+
+@cli.command()
+@click.argument("word", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of events.")
+@knowledge_option
+@click.pass_context
+@_user_errors
+def deadlines(
+    ctx: click.Context, word: str | None, as_json: bool, knowledge_dir: Path | None
+) -> None:
+    """The timeline and where each date stands against today, optionally filtered by WORD."""
+    from bot.knowledge import load_knowledge
+    from bot.timeline import Timeline, format_date, utc_now
+
+    settings = _settings(ctx, knowledge_dir=knowledge_dir)
+    timeline = Timeline(load_knowledge(settings.knowledge_dir).timeline)
+    now = utc_now()
+    events = timeline.filter(word)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": e.id,
+                        "date": e.date,
+                        "time": e.time,
+                        "zone": e.zone,
+                        "when": format_date(e),
+                        "standing": timeline.standing(e, now),
+                        "past": timeline.is_past(e, now),
+                        "key": e.key,
+                        "title": e.title,
+                        "what": e.what,
+                        "sources": [{"title": s.title, "url": s.url} for s in e.sources],
+                    }
+                    for e in events
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    if not events:
+        click.echo(f"No dates match {word!r}. Try `ban-bot deadlines` for the whole timeline.")
+        return
+    for e in events:
+        mark = "*" if e.key else " "
+        click.echo(f"{mark} {format_date(e)} ({timeline.standing(e, now)}): {e.title}")
+        click.echo(f"    {e.what}")
+    click.echo("\n* = a key deadline")
+
+
+@cli.command()
+@index_option
+@click.pass_context
+@_user_errors
+def chat(ctx: click.Context, index_dir: Path | None) -> None:
+    """A local console on the same handlers as Slack (/ban-deadlines, /ban-ask, /ban-help work)."""
+    from bot.chat import run_chat
+
+    sys.exit(run_chat(_settings(ctx, index_dir=index_dir)))
+
+
+@cli.command()
+@click.option(
+    "--http", is_flag=True, help="Serve HTTP (POST /slack/events) instead of Socket Mode."
+)
+@click.option("--port", type=int, help="HTTP port (default: PORT or 3000).")
+@index_option
+@click.pass_context
+@_user_errors
+def serve(ctx: click.Context, http: bool, port: int | None, index_dir: Path | None) -> None:
+    """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, or HTTP with --http."""
+    from bot.slack.serve import serve as run_server
+
+    run_server(_settings(ctx, index_dir=index_dir), http=http, port=port)
+
+
+@cli.command()
+@click.pass_context
+@_user_errors
+def run(ctx: click.Context) -> None:
+    """Socket Mode when SLACK_BOT_TOKEN and SLACK_APP_TOKEN are set, the local chat otherwise."""
+    settings: Settings = ctx.obj
+    if settings.has_socket_mode_tokens:
+        from bot.slack.serve import serve as run_server
+
+        run_server(settings, http=False, port=None)
+        return
+    from bot.chat import run_chat
+
+    if sys.stdin.isatty():
+        click.echo("No Slack tokens set: starting the local chat (Ctrl-D to quit).", err=True)
+    sys.exit(run_chat(settings))
+
+
+@cli.command("eval")
+@click.option(
+    "--cases",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="YAML cases (default: tests/eval/cases.yaml).",
+)
+@index_option
+@click.option("--show-failures", is_flag=True, help="List the cases that missed.")
+@click.pass_context
+@_user_errors
+def eval_command(
+    ctx: click.Context, cases: Path | None, index_dir: Path | None, show_failures: bool
+) -> None:
+    """Score retrieval and answers on the eval set; exit 1 below the thresholds kept in it."""
+    from bot.answer import Engine
+    from bot.evaluate import DEFAULT_CASES, evaluate, load_cases
+
+    settings = _settings(ctx, index_dir=index_dir)
+    suite = load_cases(cases or DEFAULT_CASES)
+    report = evaluate(Engine.load(settings), suite)
+    click.echo(report.render(show_failures=show_failures))
+    if not report.passed:
+        raise click.ClickException("eval below thresholds: " + ", ".join(report.below))
+
+
+def main() -> None:
+    cli(prog_name="ban-bot")
+
+
+if __name__ == "__main__":
+    main()

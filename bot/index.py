@@ -1,0 +1,408 @@
+"""Build, load and check the FAISS index and its manifest.
+
+Layout of an index folder::
+
+    index/CURRENT             name of the live build (replaced atomically)
+    index/builds/<id>/        manifest.json, knowledge.json, rows.json, embeddings.npy,
+                              vectors.faiss, model.onnx, tokenizer.json
+
+A build is written to a temporary folder and made live by replacing ``CURRENT`` in one rename,
+so a failed or killed build leaves the previous index exactly as it was. Unchanged texts reuse
+the previous build's vectors; a build with nothing changed does not load the model.
+
+Usage::
+
+    result = build_index(settings)            # BuildResult(changed=..., embedded=..., ...)
+    loaded = load_index(settings.index_dir)   # LoadedIndex, verified against its manifest
+    problems = check_index(settings)          # [] when the index is usable and up to date
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot import __version__
+from bot.config import Settings
+from bot.embedding import EmbeddingError, ModelSpec, resolve_model, sha256_file
+from bot.knowledge import KnowledgeSet, load_knowledge
+
+FORMAT = 1
+CURRENT = "CURRENT"
+BUILDS = "builds"
+KEEP_BUILDS = 2  # the live one and the one before it, for rollback
+DATA_FILES = ("knowledge.json", "rows.json", "embeddings.npy", "vectors.faiss")
+ONNX_FILES = ("model.onnx", "tokenizer.json")
+
+
+class IndexProblem(Exception):
+    """The index is missing, stale, built with another model, or corrupt."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One embedded text: which entry it belongs to and what kind of text it is."""
+
+    entry_id: str
+    kind: str  # "answer" or "question"
+    text: str
+    sha: str
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    changed: bool
+    build_id: str
+    entries: int
+    vectors: int
+    embedded: int
+    reused: int
+    seconds: float
+    model_loaded: bool
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    """A verified build: its manifest, the knowledge snapshot, rows and vectors."""
+
+    path: Path
+    manifest: dict[str, Any]
+    knowledge: KnowledgeSet
+    rows: tuple[Row, ...]
+    embeddings: np.ndarray
+    faiss_index: Any
+
+    @property
+    def build_id(self) -> str:
+        return str(self.manifest["build_id"])
+
+    @property
+    def onnx_model(self) -> Path | None:
+        p = self.path / "model.onnx"
+        return p if self.manifest.get("query_encoder", {}).get("kind") == "onnx" else None
+
+    @property
+    def onnx_tokenizer(self) -> Path:
+        return self.path / "tokenizer.json"
+
+
+def _text_sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _rows_for(knowledge: KnowledgeSet) -> list[Row]:
+    rows: list[Row] = []
+    for entry in knowledge.entries:
+        rows.append(Row(entry.id, "answer", entry.answer, _text_sha(entry.answer)))
+        for q in entry.questions:
+            rows.append(Row(entry.id, "question", q, _text_sha(q)))
+    return rows
+
+
+def current_build(index_dir: Path) -> Path | None:
+    """The live build folder, or ``None`` when there is no index yet."""
+    pointer = index_dir / CURRENT
+    try:
+        name = pointer.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not name or "/" in name or name.startswith("."):
+        raise IndexProblem(f"{pointer}: does not name a build; rebuild with `ban-bot index build`.")
+    return index_dir / BUILDS / name
+
+
+def read_manifest(build: Path) -> dict[str, Any]:
+    path = build / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise IndexProblem(f"{path} is missing; rebuild with `ban-bot index build`.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise IndexProblem(f"{path} is corrupt; rebuild with `ban-bot index build`.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IndexProblem(f"{path}: unknown index format; rebuild with `ban-bot index build`.")
+    return manifest
+
+
+def verify_files(build: Path, manifest: dict[str, Any]) -> None:
+    """Every file the manifest lists is present with the recorded SHA-256."""
+    for name, digest in manifest.get("files", {}).items():
+        path = build / name
+        if not path.is_file():
+            raise IndexProblem(f"{path} is missing; rebuild with `ban-bot index build`.")
+        if sha256_file(path) != digest:
+            raise IndexProblem(
+                f"{path} does not match its manifest (corrupt or edited); "
+                "rebuild with `ban-bot index build`."
+            )
+
+
+def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
+    """Load the live build, checking every file against the manifest first."""
+    import faiss
+
+    build = current_build(index_dir)
+    if build is None:
+        raise IndexProblem(f"{index_dir}: no index has been built yet; run `ban-bot index build`.")
+    manifest = read_manifest(build)
+    if verify:
+        verify_files(build, manifest)
+    try:
+        knowledge = KnowledgeSet.from_json(json.loads((build / "knowledge.json").read_text()))
+        rows = tuple(Row(**r) for r in json.loads((build / "rows.json").read_text()))
+        embeddings = np.load(build / "embeddings.npy", allow_pickle=False)
+        index = faiss.read_index(str(build / "vectors.faiss"))
+    except Exception as e:  # any damage that slipped past the hashes (verify=False)
+        raise IndexProblem(f"{build}: cannot read the index ({e}); rebuild it.") from None
+    dim = manifest["model"]["dimension"]
+    if index.ntotal != len(rows) or embeddings.shape != (len(rows), dim) or index.d != dim:
+        raise IndexProblem(
+            f"{build}: vectors and rows disagree; rebuild with `ban-bot index build`."
+        )
+    return LoadedIndex(build, manifest, knowledge, rows, embeddings, index)
+
+
+def _fresh_problems(manifest: dict[str, Any], knowledge: KnowledgeSet, model: str) -> list[str]:
+    problems = []
+    if manifest["model"]["name"] != model:
+        problems.append(
+            f"built with model {manifest['model']['name']!r}, but {model!r} is configured"
+        )
+    if manifest["knowledge_fingerprint"] != knowledge.fingerprint:
+        problems.append("stale: the knowledge folder changed since the index was built")
+    return problems
+
+
+def check_index(settings: Settings) -> list[str]:
+    """Why the index cannot be used as it is; an empty list means it is current and intact."""
+    knowledge = load_knowledge(settings.knowledge_dir)
+    try:
+        loaded = load_index(settings.index_dir)
+    except IndexProblem as e:
+        return [str(e)]
+    return _fresh_problems(loaded.manifest, knowledge, settings.model)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _previous(index_dir: Path) -> LoadedIndex | None:
+    """The live build if it is intact, to reuse its vectors; a damaged one is simply not reused."""
+    try:
+        return load_index(index_dir)
+    except IndexProblem:
+        return None
+
+
+def _cleanup(index_dir: Path, keep: str) -> None:
+    builds = index_dir / BUILDS
+    # Leftovers of interrupted builds, then all but the newest KEEP_BUILDS finished ones.
+    for tmp in builds.glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    done = sorted(
+        (p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in [p for p in done if p.name != keep][KEEP_BUILDS - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+ProgressFactory = Callable[[int], Any]
+
+
+def _embed_missing(
+    spec: ModelSpec, texts: list[str], progress: bool
+) -> tuple[np.ndarray, str, Any]:
+    from tqdm import tqdm
+
+    from bot.embedding import TorchEmbedder
+
+    embedder = TorchEmbedder(spec)
+    batch = 64
+    out = []
+    with tqdm(
+        total=len(texts), desc="embedding", unit="text", disable=not progress, file=sys.stderr
+    ) as bar:
+        for start in range(0, len(texts), batch):
+            chunk = texts[start : start + batch]
+            out.append(embedder.encode(chunk, batch_size=batch))
+            bar.update(len(chunk))
+    return np.vstack(out), embedder.weights_sha256, embedder
+
+
+def build_index(
+    settings: Settings,
+    *,
+    progress: bool | None = None,
+    force: bool = False,
+    before_swap: Callable[[Path], None] | None = None,
+) -> BuildResult:
+    """Validate the knowledge, embed what changed, and atomically make the new build live."""
+    import faiss
+
+    started = time.perf_counter()
+    if progress is None:
+        progress = sys.stderr.isatty()
+    knowledge = load_knowledge(settings.knowledge_dir)
+    index_dir = settings.index_dir
+    index_dir.mkdir(parents=True, exist_ok=True)
+    (index_dir / BUILDS).mkdir(exist_ok=True)
+    previous = _previous(index_dir)
+    if (
+        previous is not None
+        and not force
+        and not _fresh_problems(previous.manifest, knowledge, settings.model)
+    ):
+        return BuildResult(
+            False,
+            previous.build_id,
+            len(knowledge.entries),
+            len(previous.rows),
+            0,
+            len(previous.rows),
+            time.perf_counter() - started,
+            False,
+        )
+
+    spec = resolve_model(settings.model)
+    rows = _rows_for(knowledge)
+    same_model = previous is not None and previous.manifest["model"]["name"] == settings.model
+    cache: dict[str, np.ndarray] = {}
+    if same_model and previous is not None:
+        cache = {r.sha: previous.embeddings[i] for i, r in enumerate(previous.rows)}
+    missing = sorted({r.text for r in rows if r.sha not in cache})
+    embedder = None
+    weights_sha = previous.manifest["model"]["weights_sha256"] if same_model and previous else ""
+    if missing:
+        vectors, weights_sha, embedder = _embed_missing(spec, missing, progress)
+        for text, vec in zip(missing, vectors, strict=True):
+            cache[_text_sha(text)] = vec
+    matrix = np.vstack([cache[r.sha] for r in rows]).astype(np.float32)
+    dim = int(matrix.shape[1])
+
+    build_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    tmp = index_dir / BUILDS / f".tmp-{build_id}"
+    tmp.mkdir()
+    try:
+        (tmp / "knowledge.json").write_text(json.dumps(knowledge.to_json(), ensure_ascii=False))
+        (tmp / "rows.json").write_text(json.dumps([r.__dict__ for r in rows], ensure_ascii=False))
+        np.save(tmp / "embeddings.npy", matrix, allow_pickle=False)
+        flat = faiss.IndexFlatIP(dim)
+        flat.add(matrix)
+        faiss.write_index(flat, str(tmp / "vectors.faiss"))
+        encoder = _query_encoder(spec, tmp, previous if same_model else None)
+        files = {name: sha256_file(tmp / name) for name in DATA_FILES}
+        if encoder["kind"] == "onnx":
+            files.update({name: sha256_file(tmp / name) for name in ONNX_FILES})
+            encoder["model_sha256"] = files["model.onnx"]
+        manifest = {
+            "format": FORMAT,
+            "build_id": build_id,
+            "tool_version": __version__,
+            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "model": {"name": settings.model, "weights_sha256": weights_sha, "dimension": dim},
+            "query_encoder": encoder,
+            "knowledge_fingerprint": knowledge.fingerprint,
+            "entries": len(knowledge.entries),
+            "timeline_events": len(knowledge.timeline),
+            "vectors": len(rows),
+            "files": files,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        for p in tmp.iterdir():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+        final = index_dir / BUILDS / build_id
+        os.replace(tmp, final)
+        _fsync_dir(index_dir / BUILDS)
+        if before_swap is not None:
+            before_swap(final)
+        _atomic_write_text(index_dir / CURRENT, build_id + "\n")
+        _fsync_dir(index_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _cleanup(index_dir, keep=build_id)
+    return BuildResult(
+        True,
+        build_id,
+        len(knowledge.entries),
+        len(rows),
+        len(missing),
+        len(rows) - len(missing),
+        time.perf_counter() - started,
+        embedder is not None,
+    )
+
+
+def _query_encoder(spec: ModelSpec, out: Path, previous: LoadedIndex | None) -> dict[str, Any]:
+    """Give the build a torch-free query encoder: reuse the previous export or export anew."""
+    if previous is not None and previous.onnx_model is not None:
+        for name in ONNX_FILES:
+            shutil.copy2(previous.path / name, out / name)
+        return dict(previous.manifest["query_encoder"])
+    try:
+        from bot.onnx_encoder import export_onnx
+
+        export_onnx(spec.path, out)
+    except EmbeddingError:
+        raise
+    except Exception as e:  # another model architecture may not export; serve it on torch
+        print(
+            f"note: ONNX export failed ({e}); queries will be encoded with torch.", file=sys.stderr
+        )
+        for name in ONNX_FILES:
+            (out / name).unlink(missing_ok=True)
+        return {"kind": "torch"}
+    return {"kind": "onnx"}
+
+
+def rollback(index_dir: Path) -> str:
+    """Make the previous finished build live again; returns its id."""
+    live = current_build(index_dir)
+    builds = sorted(
+        (
+            p
+            for p in (index_dir / BUILDS).iterdir()
+            if p.is_dir() and not p.name.startswith(".") and p != live
+        ),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for candidate in builds:
+        try:
+            verify_files(candidate, read_manifest(candidate))
+        except IndexProblem:
+            continue
+        _atomic_write_text(index_dir / CURRENT, candidate.name + "\n")
+        return candidate.name
+    raise IndexProblem(f"{index_dir}: no earlier intact build to roll back to.")

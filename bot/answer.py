@@ -22,7 +22,7 @@ import numpy as np
 
 from bot.config import Settings
 from bot.embedding import Embedder
-from bot.index import LoadedIndex, load_index
+from bot.index import IndexProblem, LoadedIndex, load_index
 from bot.knowledge import Entry, KnowledgeSet, Source
 from bot.search import Hit, Searcher
 from bot.text import clean_question
@@ -87,6 +87,12 @@ def load_query_encoder(loaded: LoadedIndex, threads: int) -> Embedder:
         from bot.onnx_encoder import OnnxEncoder
 
         return OnnxEncoder(loaded.onnx_model, loaded.onnx_tokenizer, threads=threads)
+    kind = loaded.manifest.get("query_encoder", {}).get("kind")
+    if kind != "torch":
+        raise IndexProblem(
+            f"{loaded.path}: built with a {kind!r} query encoder that this process does not have; "
+            "run `ban-bot index build --force`."
+        )
     from bot.embedding import TorchEmbedder, resolve_model
 
     return TorchEmbedder(resolve_model(loaded.manifest["model"]["name"]))

@@ -37,7 +37,7 @@ import numpy as np
 
 from bot import __version__
 from bot.config import Settings
-from bot.embedding import EmbeddingError, ModelSpec, resolve_model, sha256_file
+from bot.embedding import Embedder, EmbeddingError, ModelSpec, resolve_model, sha256_file
 from bot.knowledge import KnowledgeSet, load_knowledge
 
 FORMAT = 1
@@ -236,12 +236,7 @@ def _cleanup(index_dir: Path, keep: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-ProgressFactory = Callable[[int], Any]
-
-
-def _embed_missing(
-    spec: ModelSpec, texts: list[str], progress: bool
-) -> tuple[np.ndarray, str, Any]:
+def _embed_missing(spec: ModelSpec, texts: list[str], progress: bool) -> tuple[np.ndarray, str]:
     from tqdm import tqdm
 
     from bot.embedding import TorchEmbedder
@@ -256,7 +251,7 @@ def _embed_missing(
             chunk = texts[start : start + batch]
             out.append(embedder.encode(chunk, batch_size=batch))
             bar.update(len(chunk))
-    return np.vstack(out), embedder.weights_sha256, embedder
+    return np.vstack(out), embedder.weights_sha256
 
 
 def build_index(
@@ -265,8 +260,14 @@ def build_index(
     progress: bool | None = None,
     force: bool = False,
     before_swap: Callable[[Path], None] | None = None,
+    embedder: Embedder | None = None,
 ) -> BuildResult:
-    """Validate the knowledge, embed what changed, and atomically make the new build live."""
+    """Validate the knowledge, embed what changed, and atomically make the new build live.
+
+    ``embedder`` replaces the configured model (tests use a deterministic one); such a build has
+    no ONNX query encoder, so whoever loads it must bring the same embedder.
+    ``before_swap`` runs after the new build is written and before it goes live (tests).
+    """
     import faiss
 
     started = time.perf_counter()
@@ -300,10 +301,15 @@ def build_index(
     if same_model and previous is not None:
         cache = {r.sha: previous.embeddings[i] for i, r in enumerate(previous.rows)}
     missing = sorted({r.text for r in rows if r.sha not in cache})
-    embedder = None
     weights_sha = previous.manifest["model"]["weights_sha256"] if same_model and previous else ""
+    model_loaded = False
+    if missing and embedder is not None:
+        vectors = embedder.encode(missing)
+        weights_sha = "injected"
+    elif missing:
+        vectors, weights_sha = _embed_missing(spec, missing, progress)
+        model_loaded = True
     if missing:
-        vectors, weights_sha, embedder = _embed_missing(spec, missing, progress)
         for text, vec in zip(missing, vectors, strict=True):
             cache[_text_sha(text)] = vec
     matrix = np.vstack([cache[r.sha] for r in rows]).astype(np.float32)
@@ -319,7 +325,11 @@ def build_index(
         flat = faiss.IndexFlatIP(dim)
         flat.add(matrix)
         faiss.write_index(flat, str(tmp / "vectors.faiss"))
-        encoder = _query_encoder(spec, tmp, previous if same_model else None)
+        encoder = (
+            {"kind": "injected"}
+            if embedder is not None
+            else _query_encoder(spec, tmp, previous if same_model else None)
+        )
         files = {name: sha256_file(tmp / name) for name in DATA_FILES}
         if encoder["kind"] == "onnx":
             files.update({name: sha256_file(tmp / name) for name in ONNX_FILES})
@@ -360,7 +370,7 @@ def build_index(
         len(missing),
         len(rows) - len(missing),
         time.perf_counter() - started,
-        embedder is not None,
+        model_loaded,
     )
 
 

@@ -54,3 +54,6 @@ def configure_logging(level: str = "INFO") -> None:
         handler.addFilter(ScrubbingFilter())
         root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # Libraries that narrate their own start-up at INFO/DEBUG.
+    for noisy in ("faiss", "faiss.loader", "bm25s", "sentence_transformers", "httpx", "filelock"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

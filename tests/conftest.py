@@ -1,0 +1,106 @@
+"""Shared fixtures.
+
+- ``fake_embedder`` / ``mini_settings``: a deterministic bag-of-words embedder and a small
+  knowledge set, for tests about plumbing (validation, atomic builds, CLI contracts).
+- ``real_settings`` / ``real_engine``: the real knowledge set embedded once per session with the
+  bundled model, for tests about answer quality and the surfaces.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+from bot.config import ROOT, Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MINI_KNOWLEDGE = FIXTURES / "knowledge"
+REAL_KNOWLEDGE = ROOT / "knowledge"
+# A fixed "today" for tests about dates: two years and two months after the updates cut-off.
+FIXED_NOW = dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC)
+
+
+class FakeEmbedder:
+    """Deterministic hashed bag-of-words vectors: similar wording, similar vectors; no model."""
+
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
+                out[i, h % self.dimension] += 1.0
+            norm = np.linalg.norm(out[i])
+            out[i] = out[i] / norm if norm else out[i]
+        return out
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # No test reads a developer's .env or writes to the repo's data folder.
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BAN_BOT_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def mini_knowledge(tmp_path: Path) -> Path:
+    """A writable copy of the small fixture knowledge set."""
+    dest = tmp_path / "knowledge"
+    shutil.copytree(MINI_KNOWLEDGE, dest)
+    return dest
+
+
+@pytest.fixture
+def mini_settings(tmp_path: Path, mini_knowledge: Path) -> Settings:
+    return Settings(
+        knowledge_dir=mini_knowledge, index_dir=tmp_path / "index", data_dir=tmp_path / "data"
+    )
+
+
+@pytest.fixture(scope="session")
+def real_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real knowledge set, embedded once per test session with the bundled model."""
+    from bot.index import build_index
+
+    index_dir = tmp_path_factory.mktemp("real-index")
+    build_index(Settings(knowledge_dir=REAL_KNOWLEDGE, index_dir=index_dir), progress=False)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def real_settings(real_index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        knowledge_dir=REAL_KNOWLEDGE,
+        index_dir=real_index_dir,
+        data_dir=tmp_path_factory.mktemp("data"),
+    )
+
+
+@pytest.fixture(scope="session")
+def real_engine(real_settings: Settings) -> Iterator[object]:
+    from bot.answer import Engine
+
+    yield Engine.load(real_settings, clock=lambda: FIXED_NOW)

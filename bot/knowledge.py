@@ -54,6 +54,15 @@ _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dates as written, so a bad date gets our message, not a crash."""
+
+
+_Loader.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+
 class KnowledgeError(Exception):
     """Invalid knowledge: the message is one sentence naming the file and the line or entry."""
 
@@ -319,13 +328,13 @@ def _parse_file(path: Path, display: str) -> tuple[list[Entry], list[TimelineEve
     except UnicodeDecodeError as e:
         raise KnowledgeError(f"{display}: not valid UTF-8 text ({e.reason}).") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f", line {mark.line + 1}" if mark is not None else ""
         problem = e.problem or e.context or "invalid YAML"
         raise KnowledgeError(f"{display}{where}: YAML syntax error: {problem}.") from None
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:
         raise KnowledgeError(f"{display}: YAML error: {e}.") from None
     if data is None:
         return [], []

@@ -9,19 +9,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
-import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+from fakes import FakeEmbedder
 
 from bot.config import ROOT, Settings
 
@@ -30,26 +29,6 @@ MINI_KNOWLEDGE = FIXTURES / "knowledge"
 REAL_KNOWLEDGE = ROOT / "knowledge"
 # A fixed "today" for tests about dates: two years and two months after the updates cut-off.
 FIXED_NOW = dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC)
-
-
-class FakeEmbedder:
-    """Deterministic hashed bag-of-words vectors: similar wording, similar vectors; no model."""
-
-    dimension = 64
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                h = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
-                out[i, h % self.dimension] += 1.0
-            norm = np.linalg.norm(out[i])
-            out[i] = out[i] / norm if norm else out[i]
-        return out
 
 
 @pytest.fixture(autouse=True)

@@ -31,6 +31,7 @@ __all__ = [
     "home_view",
     "new_error_id",
     "question_message",
+    "run_command",
     "shared_answer",
 ]
 
@@ -97,6 +98,18 @@ def home_view(engine: Engine) -> dict[str, Any]:
         categories=engine.knowledge.categories,
         examples=examples(engine),
     )
+
+
+def run_command(engine: Engine, command: str, text: str = "") -> Message:
+    """Run a slash command by name (``/ban-ask``, ``/ban-deadlines``, ``/ban-help``), as the
+    local chat does; raises ``KeyError`` for any other name."""
+    if command == blocks.ASK:
+        return ask_command(engine, text)
+    if command == blocks.DEADLINES:
+        return deadlines_command(engine, text)
+    if command == blocks.HELP:
+        return help_message(engine)
+    raise KeyError(command)
 
 
 def new_error_id() -> str:

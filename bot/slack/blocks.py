@@ -47,10 +47,12 @@ SHARE_ANSWER = "share_answer"
 FOLLOW_UP_PREFIX = "follow_up_"  # follow_up_0, follow_up_1 (ids must differ within a block)
 FOLLOW_UP_PATTERN = re.compile(rf"^{FOLLOW_UP_PREFIX}\d+$")
 
+# The slash commands, as slack-manifest.yaml declares them: name, usage hint, what it does.
+ASK, DEADLINES, HELP = "/ban-ask", "/ban-deadlines", "/ban-help"
 COMMANDS = (
-    ("/ban-ask", "QUESTION", "a private answer, with a button to share it in the channel"),
-    ("/ban-deadlines", "[word]", "the timeline and where each date stands today"),
-    ("/ban-help", "", "what I know, example questions and these commands"),
+    (ASK, "QUESTION", "a private answer, with a button to share it in the channel"),
+    (DEADLINES, "[word]", "the timeline and where each date stands today"),
+    (HELP, "", "what I know, example questions and these commands"),
 )
 
 # Slack's limits: button text 75, button value 2000, section text 3000, header 150 characters.

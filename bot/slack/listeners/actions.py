@@ -1,0 +1,117 @@
+"""Buttons: 👍/👎 feedback (stored, thanked), "Share in channel" and the follow-up suggestions.
+
+Usage::
+
+    actions.register(app, services)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+from slack_bolt import Ack, Respond
+
+from bot.handlers import Message, ask_command, feedback_thanks, question_message, shared_answer
+from bot.slack.blocks import (
+    FEEDBACK_DOWN,
+    FEEDBACK_UP,
+    FOLLOW_UP_PATTERN,
+    SHARE_ANSWER,
+    parse_feedback_value,
+)
+from bot.slack.listeners.common import apologize, log_question
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+    from slack_sdk import WebClient
+
+    from bot.slack.app import Services
+
+
+def register(app: App, services: Services) -> None:
+    def ack_now(ack: Ack) -> None:
+        ack()
+
+    def feedback(vote: Literal["up", "down"]) -> Any:
+        def on_feedback(
+            body: dict[str, Any],
+            action: dict[str, Any],
+            client: WebClient,
+            respond: Respond,
+            logger: logging.Logger,
+        ) -> None:
+            reply = _private_reply(body, client, respond)
+            try:
+                question, entry_ids = parse_feedback_value(action.get("value", ""))
+                services.store.record_feedback(
+                    user_id=body["user"]["id"], question=question, entry_ids=entry_ids, vote=vote
+                )
+                reply(feedback_thanks(vote))
+            except Exception:
+                apologize(f"feedback {vote}", logger, reply)
+
+        return on_feedback
+
+    app.action(FEEDBACK_UP)(ack=ack_now, lazy=[feedback("up")])
+    app.action(FEEDBACK_DOWN)(ack=ack_now, lazy=[feedback("down")])
+
+    def share(
+        body: dict[str, Any], action: dict[str, Any], respond: Respond, logger: logging.Logger
+    ) -> None:
+        try:
+            message = shared_answer(services.engine, action.get("value", ""), body["user"]["id"])
+            # response_url works in any channel the command was used in, member or not.
+            respond(response_type="in_channel", replace_original=False, **message.as_kwargs())
+            respond(delete_original=True)
+        except Exception:
+            apologize("share", logger, lambda m: respond(replace_original=False, **m.as_kwargs()))
+
+    app.action(SHARE_ANSWER)(ack=ack_now, lazy=[share])
+
+    def follow_up(
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: WebClient,
+        respond: Respond,
+        logger: logging.Logger,
+    ) -> None:
+        question = action.get("value", "")
+        container = body.get("container") or {}
+        try:
+            if container.get("is_ephemeral") or not body.get("message"):
+                # A private /ban-ask answer: the follow-up stays private, shareable.
+                message = ask_command(services.engine, question)
+                respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+            else:
+                channel = body["channel"]["id"]
+                original = body["message"]
+                thread_ts = original.get("thread_ts") or original["ts"]
+                message = question_message(services.engine, question)
+                client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message.as_kwargs())
+                services.store.mark_bot_thread(channel, thread_ts)
+            log_question(services, "slack:follow-up-button", message, body["user"]["id"])
+        except Exception:
+            apologize("follow-up", logger, _private_reply(body, client, respond))
+
+    app.action(FOLLOW_UP_PATTERN)(ack=ack_now, lazy=[follow_up])
+
+
+def _private_reply(body: dict[str, Any], client: WebClient, respond: Respond) -> Any:
+    """A reply only the clicking user sees: in the thread of a channel message, or through
+    ``response_url`` for a message that is itself private."""
+    container = body.get("container") or {}
+    original = body.get("message")
+
+    def reply(message: Message) -> None:
+        if container.get("is_ephemeral") or not original:
+            respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+            return
+        client.chat_postEphemeral(
+            channel=body["channel"]["id"],
+            user=body["user"]["id"],
+            thread_ts=original.get("thread_ts"),
+            **message.as_kwargs(),
+        )
+
+    return reply

@@ -1,0 +1,67 @@
+"""Slash commands: ``/ban-ask`` (engine work after the ack, in a lazy listener), and
+``/ban-deadlines`` and ``/ban-help`` (no engine search: answered in the ack itself).
+
+Usage::
+
+    commands.register(app, services)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, Respond
+
+from bot.handlers import Message, ask_command, deadlines_command, help_message
+from bot.slack.blocks import ASK, DEADLINES, HELP
+from bot.slack.listeners.common import apologize, log_question
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+
+    from bot.slack.app import Services
+
+
+def register(app: App, services: Services) -> None:
+    def ack_now(ack: Ack) -> None:
+        ack()
+
+    def answer_ask(command: dict[str, Any], respond: Respond, logger: logging.Logger) -> None:
+        def reply(message: Message) -> None:
+            respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+
+        try:
+            message = ask_command(services.engine, command.get("text", ""))
+            reply(message)
+            log_question(services, "slack:/ban-ask", message, command.get("user_id"))
+        except Exception:
+            apologize(ASK, logger, reply)
+
+    # Acknowledged at once; the answer follows through response_url.
+    app.command(ASK)(ack=ack_now, lazy=[answer_ask])
+
+    @app.command(DEADLINES)
+    def deadlines(ack: Ack, command: dict[str, Any], logger: logging.Logger) -> None:
+        _ack_with(
+            ack, DEADLINES, logger, lambda: deadlines_command(services.engine, command.get("text"))
+        )
+
+    @app.command(HELP)
+    def help_(ack: Ack, logger: logging.Logger) -> None:
+        _ack_with(ack, HELP, logger, lambda: help_message(services.engine))
+
+
+def _ack_with(ack: Ack, where: str, logger: logging.Logger, build: Callable[[], Message]) -> None:
+    """Reply in the ack itself (visible only to the caller); an apology if building fails."""
+
+    def reply(message: Message) -> None:
+        ack(response_type="ephemeral", **message.as_kwargs())
+
+    try:
+        message = build()
+    except Exception:
+        apologize(where, logger, reply)
+        return
+    reply(message)

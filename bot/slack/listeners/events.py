@@ -1,0 +1,122 @@
+"""Events: @mentions (answered in the thread), DMs, follow-ups in the bot's threads; and the
+global middleware that makes sure no event is answered twice.
+
+Usage::
+
+    events.register(app, services)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import BoltContext, BoltRequest, BoltResponse
+
+from bot.handlers import Message, question_message
+from bot.slack import log
+from bot.slack.listeners.common import apologize, log_question, working_reaction
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+    from slack_sdk import WebClient
+
+    from bot.slack.app import Services
+
+# Messages a person wrote; every other subtype (edits, joins, deletions, bots...) is ignored.
+_PERSON_SUBTYPES = {None, "thread_broadcast", "file_share"}
+
+
+def register(app: App, services: Services) -> None:
+    @app.middleware
+    def drop_retries_and_repeats(
+        body: dict[str, Any], request: BoltRequest, next: Callable[[], None], logger: logging.Logger
+    ) -> BoltResponse | None:
+        """Acknowledge and drop Slack's retries and any event id already handled."""
+        if body.get("type") != "event_callback":
+            next()
+            return None
+        event_id = body.get("event_id")
+        retry_num = request.headers.get("x-slack-retry-num", [None])[0]
+        if retry_num is not None:
+            # bolt acknowledges an event before its listener runs, so a retry only means Slack
+            # did not see that ack in time: the first delivery is already being answered.
+            reason = request.headers.get("x-slack-retry-reason", [None])[0]
+            logger.info(log.dropped_retry(retry_num, reason, event_id))
+            return BoltResponse(status=200, body="")
+        if event_id and not services.store.mark_event_seen(str(event_id)):
+            logger.info(log.dropped_repeat(str(event_id)))
+            return BoltResponse(status=200, body="")
+        next()
+        return None
+
+    @app.event("app_mention")
+    def on_mention(
+        event: dict[str, Any], client: WebClient, context: BoltContext, logger: logging.Logger
+    ) -> None:
+        if _from_a_bot(event, context):
+            return
+        # In the thread of the message, or in its thread if it is already in one.
+        thread_ts = event.get("thread_ts") or event["ts"]
+        answer_in(services, client, event, thread_ts=thread_ts, surface="mention", logger=logger)
+
+    @app.event("message")
+    def on_message(
+        event: dict[str, Any], client: WebClient, context: BoltContext, logger: logging.Logger
+    ) -> None:
+        if _from_a_bot(event, context):
+            return
+        channel, thread_ts = event.get("channel", ""), event.get("thread_ts")
+        if event.get("channel_type") == "im":
+            answer_in(services, client, event, thread_ts=thread_ts, surface="dm", logger=logger)
+            return
+        mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}" in event.get(
+            "text", ""
+        )
+        # A mention is app_mention's to answer; other thread replies only where the bot answered.
+        if thread_ts and not mentioned and services.store.is_bot_thread(channel, thread_ts):
+            answer_in(
+                services, client, event, thread_ts=thread_ts, surface="follow-up", logger=logger
+            )
+
+
+def _from_a_bot(event: dict[str, Any], context: BoltContext) -> bool:
+    """Bots (this one included), and anything that is not a person writing a message."""
+    return (
+        bool(event.get("bot_id"))
+        or event.get("subtype") not in _PERSON_SUBTYPES
+        or (context.bot_user_id is not None and event.get("user") == context.bot_user_id)
+        or not event.get("user")
+    )
+
+
+def answer_in(
+    services: Services,
+    client: WebClient,
+    event: dict[str, Any],
+    *,
+    thread_ts: str | None,
+    surface: str,
+    logger: logging.Logger,
+) -> None:
+    """Answer the event's text in its channel (in ``thread_ts`` when given), once per message."""
+    channel, ts = event["channel"], event["ts"]
+    # The same message can arrive as app_mention and as message.channels: answer it once.
+    if not services.store.mark_event_seen(f"message:{channel}:{ts}"):
+        return
+
+    def post(message: Message) -> None:
+        client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message.as_kwargs())
+
+    try:
+        with working_reaction(
+            client, channel, ts, after=services.settings.working_reaction_after, logger=logger
+        ):
+            message = question_message(services.engine, event.get("text", ""))
+            post(message)
+        if thread_ts and surface != "dm":
+            services.store.mark_bot_thread(channel, thread_ts)
+        log_question(services, f"slack:{surface}", message, event.get("user"))
+    except Exception:
+        apologize(surface, logger, post)

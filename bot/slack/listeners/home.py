@@ -1,0 +1,32 @@
+"""App Home: publish the Home tab (key deadlines, what the bot answers, how to ask) on open.
+
+Usage::
+
+    home.register(app, services)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot.handlers import home_view, new_error_id
+from bot.slack import log
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+    from slack_sdk import WebClient
+
+    from bot.slack.app import Services
+
+
+def register(app: App, services: Services) -> None:
+    @app.event("app_home_opened")
+    def on_home_opened(event: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+        if event.get("tab", "home") != "home":
+            return  # the Messages tab needs nothing published
+        try:
+            client.views_publish(user_id=event["user"], view=home_view(services.engine))
+        except Exception:
+            # No channel to apologize in: the log has it, and the next open tries again.
+            logger.exception(log.error_answering("app home", new_error_id()))

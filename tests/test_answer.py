@@ -1,0 +1,139 @@
+"""The answer engine on the real knowledge set and the bundled model: answers, declines, hygiene."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from bot.answer import MAX_FOLLOW_UPS, Answer, Engine
+from bot.text import clean_question
+from bot.timeline import annotate_dates, relative_phrase
+
+pytestmark = pytest.mark.slow
+
+
+def test_deadline_answer_says_where_the_date_stands(real_engine: Engine) -> None:
+    a = real_engine.answer("when do kaspersky updates stop?")
+    assert a.answered
+    # FIXED_NOW is November 26, 2026.
+    assert "September 29, 2024 (2 years ago)" in a.text
+    assert a.sources and all(s.title and s.publisher and s.date for s in a.sources)
+    assert len(a.follow_ups) <= MAX_FOLLOW_UPS
+    assert a.entry_id not in {f.entry_id for f in a.follow_ups}
+
+
+def test_clock_is_injectable(real_settings) -> None:  # type: ignore[no-untyped-def]
+    before = dt.datetime(2024, 9, 1, tzinfo=dt.UTC)
+    engine = Engine.load(real_settings, clock=lambda: before)
+    a = engine.answer("when do kaspersky updates stop?")
+    assert "September 29, 2024 (in 28 days)" in a.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "what's the best pizza place near the office?",
+        "will it rain tomorrow in boston",
+        "how do I reset my slack password",
+        "who won the world cup in 1998",
+        "recommend a good sci-fi novel",
+    ],
+)
+def test_off_topic_is_declined(real_engine: Engine, question: str) -> None:
+    a = real_engine.answer(question)
+    assert a.declined, (question, a.entry_ids, a.score)
+    assert "I don't know" in a.text and "/ban-deadlines" in a.text
+    assert not a.sources and not a.follow_ups
+
+
+def test_unconfirmed_topics_answer_no_confirmed_information(real_engine: Engine) -> None:
+    a = real_engine.answer("can I get a refund for my kaspersky subscription?")
+    assert a.answered and a.category == "unconfirmed"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "   \n\t ", "\x00\x01\x02", "<@U123ABC>", "<!channel> <!here>"],
+)
+def test_empty_questions_get_a_prompt_not_a_crash(real_engine: Engine, raw: str) -> None:
+    a = real_engine.answer(raw)
+    assert a.declined and "Ask me a question" in a.text
+
+
+def test_huge_and_marked_up_questions(real_engine: Engine) -> None:
+    huge = "when do kaspersky updates stop? " + "x" * 50_000
+    assert real_engine.answer(huge).answered
+    marked = "<@U024BE7LH> <!channel> when do <https://example.com|kaspersky> updates stop?\x07"
+    a = real_engine.answer(marked)
+    assert a.answered and "September 29, 2024" in a.text
+    assert a.question == "when do kaspersky updates stop?"
+
+
+def test_answer_many_matches_answer(real_engine: Engine) -> None:
+    questions = ["who is UltraAV?", "", "was eugene kaspersky sanctioned", "pizza?"]
+    batch = real_engine.answer_many(questions)
+    single = [real_engine.answer(q) for q in questions]
+    for a, b in zip(batch, single, strict=True):
+        assert (a.declined, a.entry_ids, a.text) == (b.declined, b.entry_ids, b.text)
+        assert abs(a.score - b.score) < 1e-4
+
+
+def test_json_record_shape(real_engine: Engine) -> None:
+    record = real_engine.answer("what is OFAC's role?").to_json()
+    assert set(record) == {"question", "answered", "answer", "sources", "score", "entry_ids"}
+    assert all(set(s) == {"title", "url"} for s in record["sources"])
+    assert isinstance(record["score"], float)
+
+
+def test_dense_retrieval_matches_brute_force(real_engine: Engine) -> None:
+    """FAISS's entry scores equal an exact numpy search over every stored vector."""
+    index = real_engine.index
+    row_entry = [r.entry_id for r in index.rows]
+    ids = [e.id for e in index.knowledge.entries]
+    questions = [q for e in index.knowledge.entries[:20] for q in e.questions[:1]] + [
+        "kaspresky updaets",
+        "PIZZA",
+        "ofac",
+        "BOD 17-01",
+        "what did pango do",
+    ]
+    for q in questions:
+        v = real_engine.encoder.encode([q])[0]
+        faiss_scores = real_engine._state.searcher.dense_scores(v)
+        sims = index.embeddings @ v
+        exact = np.full(len(ids), -1.0)
+        for sim, entry_id in zip(sims, row_entry, strict=True):
+            i = ids.index(entry_id)
+            exact[i] = max(exact[i], sim)
+        top = np.argsort(-exact)[:10]
+        assert np.allclose(faiss_scores[top], exact[top], atol=1e-5), q
+        assert int(np.argmax(faiss_scores)) == int(np.argmax(exact)), q
+
+
+def test_typos_are_corrected_lexically(real_engine: Engine) -> None:
+    lexical = real_engine._state.searcher.lexical
+    assert lexical.query_tokens("kaspresky updaets") == ["kaspersky", "updates"]
+
+
+def test_relative_phrases() -> None:
+    today = dt.date(2026, 11, 26)
+    assert relative_phrase(dt.date(2024, 9, 29), today) == "2 years ago"
+    assert relative_phrase(dt.date(2026, 11, 26), today) == "today"
+    assert relative_phrase(dt.date(2026, 12, 1), today) == "in 5 days"
+    assert relative_phrase(dt.date(2026, 10, 26), today) == "1 month ago"
+    assert annotate_dates("on June 20, 2024.", today) == "on June 20, 2024 (2 years ago)."
+    assert annotate_dates("on February 30, 2024", today) == "on February 30, 2024"
+
+
+def test_clean_question() -> None:
+    assert clean_question("<@U1> hi <#C1|general> <mailto:a@b.c|mail> &lt;b&gt;") == (
+        "hi #general mail <b>"
+    )
+    assert len(clean_question("é" * 100_000)) == 2000
+
+
+def test_declined_answer_type() -> None:
+    a = Answer(question="q", text="t", declined=True, score=0.1)
+    assert not a.answered and a.entry_id is None

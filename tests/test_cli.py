@@ -1,0 +1,144 @@
+"""The ``ban-bot`` command as users run it: real processes, real output, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ROOT, Settings
+
+BAN_BOT = [sys.executable, "-m", "bot"]
+
+
+def run(
+    args: list[str], *, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BAN_BOT, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        timeout=300,
+    )
+
+
+def test_bad_knowledge_is_one_clear_line(mini_knowledge: Path, tmp_path: Path) -> None:
+    path = mini_knowledge / "mini.yaml"
+    path.write_text(path.read_text().replace("category: authority", "category: nonsense"))
+    r = run(["index", "build", "--knowledge", str(mini_knowledge), "--index", str(tmp_path / "i")])
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert "mini.yaml" in lines[0] and "'ofac-designations'" in lines[0]
+    assert not (tmp_path / "i" / "CURRENT").exists()
+
+
+def test_check_without_index_fails_clearly(tmp_path: Path) -> None:
+    r = run(["index", "check", "--index", str(tmp_path / "none")])
+    assert r.returncode == 1 and "no index has been built yet" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_ask_without_index_fails_clearly(tmp_path: Path) -> None:
+    r = run(["ask", "--index", str(tmp_path / "none"), "when do updates stop?"])
+    assert r.returncode == 1 and "ban-bot index build" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_environment_variable_is_named() -> None:
+    r = run(["deadlines"], env={"BAN_BOT_ENCODER_THREADS": "two"})
+    assert r.returncode == 1 and "BAN_BOT_ENCODER_THREADS" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_deadlines_is_fast_and_never_imports_torch() -> None:
+    code = (
+        "import sys; from click.testing import CliRunner; from bot.cli import cli; "
+        "r = CliRunner().invoke(cli, ['deadlines', '--json']); "
+        "assert r.exit_code == 0, r.output; "
+        "print(r.output); "
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    assert "NO-TORCH" in r.stderr
+    events = json.loads(r.stdout)
+    cutoff = next(e for e in events if e["date"] == "2024-09-29")
+    assert cutoff["time"] == "00:00" and cutoff["key"] and cutoff["past"]
+    assert cutoff["when"] == "September 29, 2024, 12:00 a.m. EDT"
+    assert cutoff["standing"].endswith("ago")
+
+
+def test_deadlines_filter_by_word() -> None:
+    r = run(["deadlines", "updates"])
+    assert r.returncode == 0
+    assert "September 29, 2024" in r.stdout
+    assert "June 20, 2024" not in r.stdout or "updates" in r.stdout.lower()
+    r = run(["deadlines", "zzzznothing"])
+    assert r.returncode == 0 and "No dates match" in r.stdout
+
+
+@pytest.mark.slow
+def test_ask_prints_answer_and_sources(real_settings: Settings) -> None:
+    r = run(["ask", "--index", str(real_settings.index_dir), "when do kaspersky updates stop?"])
+    assert r.returncode == 0, r.stderr
+    assert "September 29, 2024" in r.stdout and "Sources:" in r.stdout
+
+
+@pytest.mark.slow
+def test_ask_json_lines_in_order(real_settings: Settings) -> None:
+    questions = [
+        "when do kaspersky updates stop?",
+        "",
+        "best pizza in town?",
+        "who got sanctioned by OFAC",
+        "<!channel> is it illegal for me to keep using kaspersky?",
+        "x" * 50_000,
+    ]
+    r = run(
+        ["ask", "--json", "--index", str(real_settings.index_dir), "-"],
+        stdin="\n".join(questions) + "\n",
+    )
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(records) == len(questions)
+    for q, rec in zip(questions, records, strict=True):
+        assert set(rec) == {"question", "answered", "answer", "sources", "score", "entry_ids"}
+        assert rec["question"] == q.replace("<!channel> ", "")[:2000]
+        assert isinstance(rec["answered"], bool) and isinstance(rec["score"], float)
+        assert all(set(s) == {"title", "url"} for s in rec["sources"])
+    assert records[0]["answered"] and "September 29, 2024" in records[0]["answer"]
+    assert not records[1]["answered"] and not records[2]["answered"]
+    assert records[3]["answered"] and records[4]["answered"]
+
+
+@pytest.mark.slow
+def test_index_check_and_noop_build(real_settings: Settings) -> None:
+    args = [
+        "--knowledge",
+        str(real_settings.knowledge_dir),
+        "--index",
+        str(real_settings.index_dir),
+    ]
+    r = run(["index", "check", *args])
+    assert r.returncode == 0 and "index OK" in r.stdout, r.stderr
+    r = run(["index", "build", *args])
+    assert r.returncode == 0 and "index up to date" in r.stdout, r.stderr
+
+
+@pytest.mark.slow
+def test_eval_command(real_settings: Settings) -> None:
+    r = run(["eval", "--index", str(real_settings.index_dir)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    for metric in ("hit_at_1", "hit_at_3", "mrr", "fact_accuracy", "decline_precision"):
+        assert metric in r.stdout

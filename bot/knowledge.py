@@ -58,9 +58,11 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that keeps dates as written, so a bad date gets our message, not a crash."""
 
 
-_Loader.add_constructor(
-    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
-)
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 
 
 class KnowledgeError(Exception):

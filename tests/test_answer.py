@@ -25,7 +25,7 @@ def test_deadline_answer_says_where_the_date_stands(real_engine: Engine) -> None
 
 
 def test_clock_is_injectable(real_settings) -> None:  # type: ignore[no-untyped-def]
-    before = dt.datetime(2024, 9, 1, tzinfo=dt.UTC)
+    before = dt.datetime(2024, 9, 1, 16, 0, tzinfo=dt.UTC)  # noon in New York
     engine = Engine.load(real_settings, clock=lambda: before)
     a = engine.answer("when do kaspersky updates stop?")
     assert "September 29, 2024 (in 28 days)" in a.text

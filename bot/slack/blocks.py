@@ -262,17 +262,18 @@ def deadlines_message(
     events: Sequence[TimelineEvent], *, timeline: Timeline, now: dt.datetime, word: str = ""
 ) -> Message:
     """The timeline (or the events matching ``word``) with where each date stands against now."""
-    word = word.strip()
-    title = f"Kaspersky ban timeline: “{_clip(' '.join(word.split()), 60)}”" if word else None
-    header = _header(title or "Kaspersky ban timeline")
+    word = " ".join(word.split())
+    # What the user typed goes only into mrkdwn (escaped), never into the plain_text header.
+    blocks: list[Block] = [_header("Kaspersky ban timeline")]
     if not events:
         text = (
             f"No date in the timeline mentions “{echo(word, 80)}”. "
             "Try `/ban-deadlines` on its own to see them all."
         )
-        return Message(text=text.replace("`", ""), blocks=_render([header, _mrkdwn(text)]))
-    shown = list(events)[: _MAX_BLOCKS - 3]
-    blocks: list[Block] = [header]
+        return Message(text=text.replace("`", ""), blocks=_render([*blocks, _mrkdwn(text)]))
+    if word:
+        blocks.append(_context(f"Dates that mention “{echo(word, 80)}”"))
+    shown = list(events)[: _MAX_BLOCKS - 4]
     blocks += [_mrkdwn(_event_section(e, timeline, now)) for e in shown]
     if len(shown) < len(events):
         blocks.append(_context(f"… and {len(events) - len(shown)} more; add a word to narrow."))

@@ -1,0 +1,168 @@
+"""The Slack test harness: the real bolt app served by uvicorn over real HTTP, and signed
+requests to it; Slack's Web API is the local stand-in (``mock_slack``). The pytest fixtures
+that start it live in ``slack_fixtures.py``.
+
+Usage::
+
+    def test_x(slack: SlackHarness) -> None:
+        slack.event(slack.mention("when do updates stop?"))
+        [post] = slack.api.wait_for("chat.postMessage")
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from mock_slack import BOT_USER_ID, MockWebApi, signed_headers
+from mock_slack.signing import action_body, command_body, event_body
+
+from bot.config import Settings
+from bot.slack.serve import HttpSurface
+from bot.store import Store
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_TOKEN = "xoxb-1234567890-0987654321-testtokenvalue"
+APP_TOKEN = "xapp-1-A0BANBOT-123-testapptokenvalue"
+USER = "U0ALICE"
+
+_ts = itertools.count(1)
+
+
+def next_ts() -> str:
+    """A fresh message timestamp, as Slack gives each message."""
+    return f"1710000000.{next(_ts):06d}"
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        return dict(json.loads(self.body))
+
+
+def http(url: str, *, data: str | None = None, headers: dict[str, str] | None = None) -> Reply:
+    """A plain HTTP request; non-2xx statuses are returned, not raised."""
+    request = urllib.request.Request(
+        url, data=None if data is None else data.encode(), headers=headers or {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return Reply(response.status, response.read())
+    except urllib.error.HTTPError as e:
+        return Reply(e.code, e.read())
+
+
+class UvicornThread:
+    """uvicorn serving an ASGI app on a free port of 127.0.0.1, in a thread."""
+
+    def __init__(self, asgi: Any) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(asgi, log_config=None, lifespan="on"))
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> UvicornThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise AssertionError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+
+@dataclass
+class SlackHarness:
+    """The bot as Slack sees it: a URL to POST signed requests to, and the Web API stand-in."""
+
+    url: str
+    api: MockWebApi
+    surface: HttpSurface
+    settings: Settings
+
+    @property
+    def store(self) -> Store:
+        assert self.surface.store is not None
+        return self.surface.store
+
+    def post(self, body: str, headers: dict[str, str] | None = None) -> Reply:
+        return http(f"{self.url}/slack/events", data=body, headers=headers)
+
+    def signed(self, body: str, **extra: str) -> Reply:
+        return self.post(body, {**signed_headers(SIGNING_SECRET, body), **extra})
+
+    def event(
+        self, event: dict[str, Any], *, event_id: str | None = None, retry_num: int | None = None
+    ) -> Reply:
+        extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+        body = event_body(event, event_id=event_id)
+        return self.signed(body, **(extra if retry_num is not None else {}))
+
+    def command(self, command: str, text: str = "", *, user: str = USER) -> Reply:
+        body = command_body(
+            command, text, response_url=self.api.response_url("command"), user_id=user
+        )
+        return self.signed(body)
+
+    def click(self, action_id: str, value: str, **kwargs: Any) -> Reply:
+        kwargs.setdefault("response_url", self.api.response_url("action"))
+        return self.signed(action_body(action_id, value, **kwargs))
+
+    def mention(self, text: str, **fields: Any) -> dict[str, Any]:
+        """An ``app_mention`` event in #general, as Slack sends it."""
+        return {
+            "type": "app_mention",
+            "user": USER,
+            "text": f"<@{BOT_USER_ID}> {text}",
+            "ts": next_ts(),
+            "channel": "C0GENERAL",
+            "event_ts": "1710000000.000001",
+            **fields,
+        }
+
+    def message(self, text: str, **fields: Any) -> dict[str, Any]:
+        """A ``message`` event in #general (``channel_type`` "channel") unless overridden."""
+        return {
+            "type": "message",
+            "user": USER,
+            "text": text,
+            "ts": next_ts(),
+            "channel": "C0GENERAL",
+            "channel_type": "channel",
+            "event_ts": "1710000000.000001",
+            **fields,
+        }
+
+
+def harness_settings(real_settings: Settings, api: MockWebApi, data_dir: Path) -> Settings:
+    return replace(
+        real_settings,
+        data_dir=data_dir,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=api.url,
+    )

@@ -55,5 +55,5 @@ def configure_logging(level: str = "INFO") -> None:
         root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     # Libraries that narrate their own start-up at INFO/DEBUG.
-    for noisy in ("faiss", "faiss.loader", "bm25s", "sentence_transformers", "httpx", "filelock"):
+    for noisy in ("faiss", "faiss.loader", "sentence_transformers", "httpx", "filelock"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

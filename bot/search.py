@@ -1,9 +1,10 @@
 """Query -> ranked entries: dense similarity over every embedded text plus a lexical signal.
 
 Dense: FAISS inner product over normalised vectors (cosine); an entry scores the best of its
-answer and question phrasings. Lexical: BM25 over each entry's words, with typo-tolerant matching
-of query words to the knowledge vocabulary, so names and acronyms (OFAC, BOD 17-01, UltraAV,
-EO 13873) count even where the small model blurs them. No formatting here.
+answer and question phrasings. Lexical: IDF-weighted coverage of the question's words by each
+entry, with typo-tolerant matching to the knowledge vocabulary, so names and acronyms (OFAC,
+BOD 17-01, UltraAV, EO 13873) count even where the small model blurs them, and words the
+knowledge set has never seen lower the confidence. No formatting here.
 
 Usage::
 
@@ -13,7 +14,9 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +24,10 @@ import numpy as np
 
 from bot.knowledge import Entry
 
-# How much the lexical signal (scaled to 0..1 per query) adds to the cosine similarity.
-LEXICAL_WEIGHT = 0.12
+# How much the lexical coverage (0..1) adds to the cosine similarity, and how much the share of
+# the question's words that the knowledge set has never seen takes away. Tuned on the eval set.
+LEXICAL_WEIGHT = 0.2
+UNKNOWN_WEIGHT = 0.25
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 STOPWORDS = frozenset(
     """a an and are as at be but by can did do does for from had has have how i if in is it its
@@ -58,54 +63,74 @@ def dense_entry_scores(
 
 
 class LexicalScorer:
-    """BM25 over entries, with query words corrected to the nearest knowledge word on a typo."""
+    """How much of a question's meaningful words an entry contains, weighted by rarity (IDF).
+
+    Unlike a max-normalised BM25, the score is absolute: 1 means every word of the question
+    appears in the entry, so it can take part in the decision to decline. Words are stemmed
+    (Snowball), and a word the knowledge set does not know is matched to its nearest known word
+    when that is a likely typo ("kaspresky" -> "kaspersky"); words that stay unknown count
+    against every entry, which is how "pizza" or "Norton" lowers the confidence of any answer.
+    """
 
     def __init__(self, entries: tuple[Entry, ...]) -> None:
-        import bm25s
+        import snowballstemmer
 
+        self._stem = snowballstemmer.stemmer("english").stemWord
         docs = [
-            tokenize(" ".join([e.id.replace("-", " "), *e.questions, e.answer, *e.keywords]))
-            for e in entries
+            set(self._terms(" ".join([e.id, *e.questions, e.answer, *e.keywords]))) for e in entries
         ]
-        self._bm25 = bm25s.BM25()
-        self._bm25.index(docs, show_progress=False)
-        self._n = len(docs)
-        self.vocabulary = sorted({t for d in docs for t in d})
-        self._vocab_set = frozenset(self.vocabulary)
+        n = len(docs)
+        df = Counter(t for d in docs for t in d)
+        self.idf = {t: math.log((n + 1) / (c + 0.5)) for t, c in df.items()}
+        self.unknown_idf = math.log((n + 1) / 0.5)
+        self.vocabulary = sorted(df)
+        self._postings = {
+            t: np.array([i for i, d in enumerate(docs) if t in d], dtype=np.int64) for t in df
+        }
+        self._n = n
         self._fixes: dict[str, str | None] = {}
 
-    def _correct(self, token: str) -> str | None:
-        if token in self._vocab_set:
-            return token
-        if token in self._fixes:
-            return self._fixes[token]
+    def _terms(self, text: str) -> list[str]:
+        return [self._stem(t) for t in tokenize(text.replace("-", " "))]
+
+    def _correct(self, term: str) -> str | None:
+        if term in self.idf:
+            return term
+        if term in self._fixes:
+            return self._fixes[term]
         fix: str | None = None
-        if len(token) >= 4 and not token.isdigit():
+        if len(term) >= 4 and not term.isdigit():
             from rapidfuzz import fuzz, process
 
-            match = process.extractOne(token, self.vocabulary, scorer=fuzz.ratio, score_cutoff=80)
+            match = process.extractOne(term, self.vocabulary, scorer=fuzz.ratio, score_cutoff=80)
             if match is not None:
                 fix = str(match[0])
-        if len(self._fixes) < 10_000:
-            self._fixes[token] = fix
+        if len(self._fixes) < 10_000:  # bounded: questions are user input
+            self._fixes[term] = fix
         return fix
 
-    def query_tokens(self, text: str) -> list[str]:
-        out = []
-        for tok in tokenize(text)[:64]:
-            fixed = self._correct(tok)
-            if fixed is not None:
-                out.append(fixed)
-        return out
+    def query_terms(self, text: str) -> tuple[list[str], int]:
+        """The question's known terms (typos corrected, no repeats) and how many are unknown."""
+        known: list[str] = []
+        unknown: set[str] = set()
+        for term in self._terms(text)[:64]:
+            fixed = self._correct(term)
+            if fixed is None:
+                unknown.add(term)
+            elif fixed not in known:
+                known.append(fixed)
+        return known, len(unknown)
 
-    def scores(self, text: str) -> np.ndarray:
-        """BM25 per entry, scaled so the best entry for this query scores 1 (all 0 if no match)."""
-        tokens = self.query_tokens(text)
-        if not tokens:
-            return np.zeros(self._n, dtype=np.float32)
-        raw = np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
-        top = float(raw.max()) if raw.size else 0.0
-        return raw / top if top > 0 else raw
+    def scores(self, text: str) -> tuple[np.ndarray, float]:
+        """Per-entry coverage in 0..1, and the share of the question's weight that is unknown."""
+        known, n_unknown = self.query_terms(text)
+        total = sum(self.idf[t] for t in known) + n_unknown * self.unknown_idf
+        coverage = np.zeros(self._n, dtype=np.float32)
+        if total <= 0:
+            return coverage, 0.0
+        for t in known:
+            coverage[self._postings[t]] += self.idf[t]
+        return coverage / total, n_unknown * self.unknown_idf / total
 
 
 class Searcher:
@@ -127,8 +152,8 @@ class Searcher:
 
     def search(self, query_vector: np.ndarray, text: str, k: int = 3) -> list[Hit]:
         dense = self.dense_scores(query_vector)
-        lexical = self.lexical.scores(text)
-        combined = dense + LEXICAL_WEIGHT * lexical
+        lexical, unknown = self.lexical.scores(text)
+        combined = dense + LEXICAL_WEIGHT * lexical - UNKNOWN_WEIGHT * unknown
         order = np.argsort(-combined, kind="stable")[:k]
         return [
             Hit(self.entries[i].id, float(combined[i]), float(dense[i]), float(lexical[i]))

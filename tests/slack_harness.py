@@ -18,9 +18,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from mock_slack import BOT_USER_ID, MockWebApi, signed_headers
@@ -36,6 +37,7 @@ APP_TOKEN = "xapp-1-A0BANBOT-123-testapptokenvalue"
 USER = "U0ALICE"
 
 _ts = itertools.count(1)
+T = TypeVar("T")
 
 
 def next_ts() -> str:
@@ -62,6 +64,16 @@ def http(url: str, *, data: str | None = None, headers: dict[str, str] | None = 
             return Reply(response.status, response.read())
     except urllib.error.HTTPError as e:
         return Reply(e.code, e.read())
+
+
+def eventually(check: Callable[[], T], timeout: float = 5.0) -> T:
+    """Poll ``check`` until it returns something truthy (work after the ack is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.02)
 
 
 class UvicornThread:

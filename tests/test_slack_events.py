@@ -10,7 +10,15 @@ from collections.abc import Callable
 import pytest
 from mock_slack import BOT_USER_ID
 from mock_slack.web_api import rendered_text
-from slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, USER, SlackHarness, next_ts
+from slack_harness import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    USER,
+    SlackHarness,
+    eventually,
+    next_ts,
+)
 
 pytest_plugins = ["slack_fixtures"]
 
@@ -184,8 +192,7 @@ def test_an_internal_error_shows_an_apology_with_an_error_id_and_logs_the_traceb
 def test_answers_are_logged_with_a_hashed_user(slack: SlackHarness) -> None:
     slack.event(slack.mention(UPDATES))
     slack.api.wait_for("chat.postMessage")
-    slack.api.settle()
-    [logged] = slack.store.questions()
+    [logged] = eventually(slack.store.questions)
     assert logged.surface == "slack:mention"
     assert logged.question == UPDATES
     assert logged.user_hash == slack.store.hash_user(USER) != USER

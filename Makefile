@@ -3,6 +3,9 @@
 
 PYTHON ?= python3
 VENV   ?= .venv
+# Optional dependency groups to install: `dev` (test and lint tools) for developers; the Docker
+# image passes EXTRAS= so it carries none of them.
+EXTRAS ?= dev
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
@@ -18,7 +21,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.$(if $(strip $(EXTRAS)),[$(strip $(EXTRAS))])'
 	touch $(STAMP)
 
 index: install
@@ -32,6 +35,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy bot
+	$(BIN)/hadolint Dockerfile
 
 test: install lint
 	$(BIN)/python -m pytest -q

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 # Calibrated on tests/eval/cases.yaml (see README, "Answer quality"): below this combined score
 # the best entry is more often wrong than right, so the bot declines instead.
-DEFAULT_MIN_SCORE = 0.5
+DEFAULT_MIN_SCORE = 0.55
 # A runner-up close to the best entry is offered as a follow-up.
 FOLLOW_UP_MARGIN = 0.2
 MAX_FOLLOW_UPS = 2

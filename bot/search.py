@@ -26,8 +26,8 @@ from bot.knowledge import Entry
 
 # How much the lexical coverage (0..1) adds to the cosine similarity, and how much the share of
 # the question's words that the knowledge set has never seen takes away. Tuned on the eval set.
-LEXICAL_WEIGHT = 0.2
-UNKNOWN_WEIGHT = 0.25
+LEXICAL_WEIGHT = 0.4
+UNKNOWN_WEIGHT = 0.1
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 STOPWORDS = frozenset(
     """a an and are as at be but by can did do does for from had has have how i if in is it its

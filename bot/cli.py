@@ -81,7 +81,7 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = Settings.from_env()
     from bot.logs import configure_logging
 
-    configure_logging(ctx.obj.log_level)
+    configure_logging(ctx.obj.log_level, json=ctx.obj.log_format == "json")
 
 
 @cli.group()

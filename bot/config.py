@@ -15,6 +15,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -62,6 +63,16 @@ def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}.")
 
 
+def _env_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}.")
+    return value
+
+
 def _env_path(env: Mapping[str, str], name: str, default: Path) -> Path:
     raw = env.get(name)
     return Path(raw).expanduser() if raw else default
@@ -79,6 +90,7 @@ class Settings:
     encoder_threads: int = 2  # BAN_BOT_ENCODER_THREADS
     timezone: str = "America/New_York"  # BAN_BOT_TIMEZONE: how deadlines are shown
     log_level: str = "INFO"  # LOG_LEVEL
+    log_format: str = "text"  # LOG_FORMAT: text (one readable line) or json (one object a line)
     # Slack
     slack_bot_token: str | None = field(default=None, repr=False)  # SLACK_BOT_TOKEN
     slack_app_token: str | None = field(default=None, repr=False)  # SLACK_APP_TOKEN
@@ -114,6 +126,7 @@ class Settings:
             encoder_threads=_env_int(env, "BAN_BOT_ENCODER_THREADS", d.encoder_threads),
             timezone=env.get("BAN_BOT_TIMEZONE") or d.timezone,
             log_level=(env.get("LOG_LEVEL") or d.log_level).upper(),
+            log_format=_env_choice(env, "LOG_FORMAT", LOG_FORMATS, d.log_format),
             slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
             slack_app_token=env.get("SLACK_APP_TOKEN") or None,
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 
 class MockSocketMode:
@@ -60,10 +61,13 @@ class MockSocketMode:
             self._cond.notify_all()
         # As Slack does: greet, then relay whatever the app sends back (acks) to the test.
         await ws.send(json.dumps({"type": "hello", "num_connections": 1}))
-        async for message in ws:
-            with self._cond:
-                self.received.append(json.loads(message))
-                self._cond.notify_all()
+        try:
+            async for message in ws:
+                with self._cond:
+                    self.received.append(json.loads(message))
+                    self._cond.notify_all()
+        except ConnectionClosed:
+            pass  # the app hung up without a close frame, as clients may
 
     def wait_connected(self, timeout: float = 10.0) -> None:
         with self._cond:

@@ -38,8 +38,9 @@ def register(app: App, services: Services) -> None:
             next()
             return None
         event_id = body.get("event_id")
-        retry_num = request.headers.get("x-slack-retry-num", [None])[0]
-        if retry_num is not None:
+        retry_num = request.headers.get("x-slack-retry-num", ["0"])[0]
+        # Socket Mode reports a first delivery as retry_attempt 0; HTTP sends no header at all.
+        if retry_num not in ("", "0"):
             # bolt acknowledges an event before its listener runs, so a retry only means Slack
             # did not see that ack in time: the first delivery is already being answered.
             reason = request.headers.get("x-slack-retry-reason", [None])[0]

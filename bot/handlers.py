@@ -25,7 +25,6 @@ __all__ = [
     "ask_command",
     "deadlines_command",
     "error_message",
-    "examples",
     "feedback_thanks",
     "help_message",
     "home_view",
@@ -35,7 +34,7 @@ __all__ = [
     "shared_answer",
 ]
 
-_EXAMPLES = 6
+_EXAMPLES = 4  # the engine's picks: one each of deadline, scope, alternative, reason
 
 
 def question_message(engine: Engine, text: str) -> Message:
@@ -69,23 +68,11 @@ def deadlines_command(engine: Engine, word: str | None = None) -> Message:
     )
 
 
-def examples(engine: Engine, limit: int = _EXAMPLES) -> list[str]:
-    """Example questions: the first phrasing of the first entry in each category."""
-    found: list[str] = []
-    seen: set[str] = set()
-    for entry in engine.knowledge.entries:
-        if entry.category in seen or entry.category == "unconfirmed":
-            continue
-        seen.add(entry.category)
-        found.append(entry.questions[0])
-        if len(found) == limit:
-            break
-    return found
-
-
 def help_message(engine: Engine) -> Message:
     """``/ban-help``: what the bot knows (categories), example questions, the commands."""
-    return blocks.help_message(categories=engine.knowledge.categories, examples=examples(engine))
+    return blocks.help_message(
+        categories=engine.knowledge.categories, examples=engine.example_questions(_EXAMPLES)
+    )
 
 
 def home_view(engine: Engine) -> dict[str, Any]:
@@ -96,7 +83,7 @@ def home_view(engine: Engine) -> dict[str, Any]:
         timeline=timeline,
         now=engine.clock(),
         categories=engine.knowledge.categories,
-        examples=examples(engine),
+        examples=engine.example_questions(_EXAMPLES),
     )
 
 

@@ -28,8 +28,10 @@ index: install
 	$(BIN)/ban-bot index build
 
 # Socket Mode when SLACK_BOT_TOKEN and SLACK_APP_TOKEN are set, the local chat otherwise.
-run: index
-	$(BIN)/ban-bot run
+# The build's one-line report goes to stderr so `echo "question" | make run` prints just the answer.
+run: install
+	@$(BIN)/ban-bot index build >&2
+	@$(BIN)/ban-bot run
 
 lint: install
 	$(BIN)/ruff check .
@@ -47,4 +49,4 @@ bench: index
 	$(BIN)/python -m bot.bench
 
 clean:
-	rm -rf $(VENV) index/*.faiss index/*.json index/*.npy index/*.onnx
+	rm -rf $(VENV) index/CURRENT index/builds

@@ -7,6 +7,7 @@ Usage::
     echo "when do updates stop?" | ban-bot ask --json -
     ban-bot deadlines [WORD] [--json]
     ban-bot chat | serve [--http --port N] | run | eval [--cases FILE]
+    ban-bot report [--since DAYS] [--json]
 """
 
 from __future__ import annotations
@@ -320,6 +321,31 @@ def eval_command(
     click.echo(report.render(show_failures=show_failures))
     if not report.passed:
         raise click.ClickException("eval below thresholds: " + ", ".join(report.below))
+
+
+@cli.command()
+@click.option(
+    "--since",
+    "since_days",
+    type=click.IntRange(min=1),
+    metavar="DAYS",
+    help="Only the last DAYS days (default: all that is kept, BAN_BOT_RETENTION_DAYS).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of groups.")
+@index_option
+@click.pass_context
+@_user_errors
+def report(
+    ctx: click.Context, since_days: int | None, as_json: bool, index_dir: Path | None
+) -> None:
+    """Declined and 👎 questions grouped by meaning, most asked first: what to add next."""
+    from bot.report import build_report, render_text
+
+    result = build_report(_settings(ctx, index_dir=index_dir), since_days=since_days)
+    if as_json:
+        click.echo(json.dumps([g.to_json() for g in result.groups], indent=2, ensure_ascii=False))
+        return
+    click.echo(render_text(result))
 
 
 def main() -> None:

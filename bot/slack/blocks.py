@@ -15,7 +15,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.models.blocks import (
@@ -79,7 +79,6 @@ class Message:
     entry_ids: tuple[str, ...] = ()
     declined: bool = False
     score: float | None = None
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``chat_postMessage``, ``say``, ``respond`` and friends."""

@@ -238,8 +238,12 @@ def _handler_for(api: MockWebApi) -> type[BaseHTTPRequestHandler]:
             if call.path.startswith(RESPONSE_URL_PREFIX):
                 self._send(200, None)  # webhooks answer a bare "ok"
                 return
-            if not call.headers.get("authorization", "").startswith(("Bearer xox", "Bearer xapp-")):
+            auth = call.headers.get("authorization", "")
+            if not auth.startswith(("Bearer xox", "Bearer xapp-")):
                 self._send(200, {"ok": False, "error": "not_authed"})
+                return
+            if "revoked" in auth:  # a token Slack no longer accepts
+                self._send(200, {"ok": False, "error": "invalid_auth"})
                 return
             self._send(200, api._answer(call))
 

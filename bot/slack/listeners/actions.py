@@ -8,9 +8,10 @@ Usage::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from slack_bolt import Ack, Respond
+from slack_bolt import Respond
 
 from bot.handlers import Message, ask_command, feedback_thanks, question_message, shared_answer
 from bot.slack.blocks import (
@@ -20,7 +21,7 @@ from bot.slack.blocks import (
     SHARE_ANSWER,
     parse_feedback_value,
 )
-from bot.slack.listeners.common import apologize, log_question
+from bot.slack.listeners.common import ack_now, apologize, log_question
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -30,10 +31,7 @@ if TYPE_CHECKING:
 
 
 def register(app: App, services: Services) -> None:
-    def ack_now(ack: Ack) -> None:
-        ack()
-
-    def feedback(vote: Literal["up", "down"]) -> Any:
+    def feedback(vote: Literal["up", "down"]) -> Callable[..., None]:
         def on_feedback(
             body: dict[str, Any],
             action: dict[str, Any],
@@ -57,7 +55,11 @@ def register(app: App, services: Services) -> None:
     app.action(FEEDBACK_DOWN)(ack=ack_now, lazy=[feedback("down")])
 
     def share(
-        body: dict[str, Any], action: dict[str, Any], respond: Respond, logger: logging.Logger
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: WebClient,
+        respond: Respond,
+        logger: logging.Logger,
     ) -> None:
         try:
             message = shared_answer(services.engine, action.get("value", ""), body["user"]["id"])
@@ -65,7 +67,7 @@ def register(app: App, services: Services) -> None:
             respond(response_type="in_channel", replace_original=False, **message.as_kwargs())
             respond(delete_original=True)
         except Exception:
-            apologize("share", logger, lambda m: respond(replace_original=False, **m.as_kwargs()))
+            apologize("share", logger, _private_reply(body, client, respond))
 
     app.action(SHARE_ANSWER)(ack=ack_now, lazy=[share])
 
@@ -77,9 +79,8 @@ def register(app: App, services: Services) -> None:
         logger: logging.Logger,
     ) -> None:
         question = action.get("value", "")
-        container = body.get("container") or {}
         try:
-            if container.get("is_ephemeral") or not body.get("message"):
+            if _is_private(body):
                 # A private /ban-ask answer: the follow-up stays private, shareable.
                 message = ask_command(services.engine, question)
                 respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
@@ -97,14 +98,21 @@ def register(app: App, services: Services) -> None:
     app.action(FOLLOW_UP_PATTERN)(ack=ack_now, lazy=[follow_up])
 
 
-def _private_reply(body: dict[str, Any], client: WebClient, respond: Respond) -> Any:
+def _is_private(body: dict[str, Any]) -> bool:
+    """Was the clicked button on a message only this user sees (a /ban-ask answer)?"""
+    container = body.get("container") or {}
+    return bool(container.get("is_ephemeral")) or not body.get("message")
+
+
+def _private_reply(
+    body: dict[str, Any], client: WebClient, respond: Respond
+) -> Callable[[Message], None]:
     """A reply only the clicking user sees: in the thread of a channel message, or through
     ``response_url`` for a message that is itself private."""
-    container = body.get("container") or {}
-    original = body.get("message")
+    original = body.get("message") or {}
 
     def reply(message: Message) -> None:
-        if container.get("is_ephemeral") or not original:
+        if _is_private(body):
             respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
             return
         client.chat_postEphemeral(

@@ -16,7 +16,7 @@ from slack_bolt import Ack, Respond
 
 from bot.handlers import Message, ask_command, deadlines_command, help_message
 from bot.slack.blocks import ASK, DEADLINES, HELP
-from bot.slack.listeners.common import apologize, log_question
+from bot.slack.listeners.common import ack_now, apologize, log_question
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 
 def register(app: App, services: Services) -> None:
-    def ack_now(ack: Ack) -> None:
-        ack()
-
     def answer_ask(command: dict[str, Any], respond: Respond, logger: logging.Logger) -> None:
         def reply(message: Message) -> None:
             respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())

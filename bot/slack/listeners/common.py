@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from slack_bolt import Ack
 from slack_sdk.errors import SlackApiError
 
 from bot.handlers import Message, error_message, new_error_id
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
     from bot.slack.app import Services
 
 WORKING_REACTION = "eyes"
+
+
+def ack_now(ack: Ack) -> None:
+    """Acknowledge at once; the work follows in a lazy listener, after Slack has its answer."""
+    ack()
 
 
 def apologize(where: str, logger: logging.Logger, reply: Callable[[Message], Any]) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.config import Settings
 from bot.handlers import Message, error_message, new_error_id, question_message, run_command
+from bot.slack import log
 from bot.slack.blocks import COMMANDS, FOLLOW_UP_PATTERN
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def run_chat(
                     message = reply_to(engine, line)
                 except Exception:
                     error_id = new_error_id()
-                    logger.exception("chat: could not answer (error id %s)", error_id)
+                    logger.exception(log.error_answering("chat", error_id))
                     message = error_message(error_id)
                 print(render(message), file=stdout)
                 print(file=stdout, flush=True)

@@ -58,6 +58,8 @@ def test_follow_up_in_the_bots_thread_needs_no_mention(slack: SlackHarness) -> N
     assert posts[1].body["thread_ts"] == first["ts"]
     assert "July 20, 2024" in posts[1].text
 
+    # People thanking each other in the thread get no "I don't know".
+    slack.event(slack.message("thanks, that's great!", thread_ts=first["ts"]))
     # A thread the bot never answered in is none of its business.
     slack.event(slack.message("when do updates stop?", thread_ts="1600000000.000001"))
     assert len([c for c in slack.api.settle() if c.api == "chat.postMessage"]) == 2

@@ -77,8 +77,16 @@ def register(app: App, services: Services) -> None:
         )
         # A mention is app_mention's to answer; other thread replies only where the bot answered.
         if thread_ts and not mentioned and services.store.is_bot_thread(channel, thread_ts):
+            # People also talk to each other in the thread ("thanks!"): without a mention, a
+            # question the bot cannot answer gets silence rather than a decline.
             answer_in(
-                services, client, event, thread_ts=thread_ts, surface="follow-up", logger=logger
+                services,
+                client,
+                event,
+                thread_ts=thread_ts,
+                surface="follow-up",
+                logger=logger,
+                quiet_decline=True,
             )
 
 
@@ -100,8 +108,10 @@ def answer_in(
     thread_ts: str | None,
     surface: str,
     logger: logging.Logger,
+    quiet_decline: bool = False,
 ) -> None:
-    """Answer the event's text in its channel (in ``thread_ts`` when given), once per message."""
+    """Answer the event's text in its channel (in ``thread_ts`` when given), once per message;
+    with ``quiet_decline``, post nothing when the engine declines."""
     channel, ts = event["channel"], event["ts"]
     # The same message can arrive as app_mention and as message.channels: answer it once.
     if not services.store.mark_event_seen(f"message:{channel}:{ts}"):
@@ -115,6 +125,9 @@ def answer_in(
             client, channel, ts, after=services.settings.working_reaction_after, logger=logger
         ):
             message = question_message(services.engine, event.get("text", ""))
+            if quiet_decline and (message.declined or message.question is None):
+                log_question(services, f"slack:{surface}", message, event.get("user"))
+                return
             post(message)
         if thread_ts and surface != "dm":
             services.store.mark_bot_thread(channel, thread_ts)

@@ -7,7 +7,7 @@ Usage::
     echo "when do updates stop?" | ban-bot ask --json -
     ban-bot deadlines [WORD] [--json]
     ban-bot chat | serve [--http --port N] | run | eval [--cases FILE]
-    ban-bot report [--since DAYS] [--json]
+    ban-bot report [--since DAYS] [--json] [--threshold 0.75]
 """
 
 from __future__ import annotations
@@ -332,16 +332,28 @@ def eval_command(
     help="Only the last DAYS days (default: all that is kept, BAN_BOT_RETENTION_DAYS).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of groups.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="How alike (cosine) questions must be to share a group (default 0.75); "
+    "higher gives more, finer groups.",
+)
 @index_option
 @click.pass_context
 @_user_errors
 def report(
-    ctx: click.Context, since_days: int | None, as_json: bool, index_dir: Path | None
+    ctx: click.Context,
+    since_days: int | None,
+    as_json: bool,
+    threshold: float | None,
+    index_dir: Path | None,
 ) -> None:
     """Declined and 👎 questions grouped by meaning, most asked first: what to add next."""
     from bot.report import build_report, render_text
 
-    result = build_report(_settings(ctx, index_dir=index_dir), since_days=since_days)
+    result = build_report(
+        _settings(ctx, index_dir=index_dir), since_days=since_days, threshold=threshold
+    )
     if as_json:
         click.echo(json.dumps([g.to_json() for g in result.groups], indent=2, ensure_ascii=False))
         return

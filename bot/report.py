@@ -192,11 +192,12 @@ def build_report(
     *,
     since_days: int | None = None,
     now: dt.datetime | None = None,
-    threshold: float = GROUP_THRESHOLD,
+    threshold: float | None = None,
 ) -> Report:
     """Read the store, embed the declined and 👎 questions, group them and find their nearest
     entries. Loads the index only when there is something to group.
 
+    ``threshold`` is the cosine similarity two groups need to merge (default ``GROUP_THRESHOLD``).
     Raises ``IndexProblem`` (a clear message) when there are questions but no usable index.
 
     Usage: ``build_report(settings, since_days=7).groups[0].examples``
@@ -214,7 +215,9 @@ def build_report(
     if not signals:
         return report
     return Report(
-        tuple(_group_signals(settings, signals, threshold)),
+        tuple(
+            _group_signals(settings, signals, GROUP_THRESHOLD if threshold is None else threshold)
+        ),
         since_days,
         settings.retention_days,
         settings.question_log,

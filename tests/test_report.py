@@ -185,6 +185,18 @@ def test_since_limits_the_window(data_dir: Path, real_settings: Settings) -> Non
     ]
 
 
+def test_threshold_sets_how_alike_a_group_is(data_dir: Path, real_settings: Settings) -> None:
+    # The Canada phrasings are 0.90-0.92 alike and the refund ones 0.82-0.90: at 0.95 only the
+    # two spellings of one phrasing stay together.
+    r = run_report(["--threshold", "0.95", "--json"], data_dir, real_settings.index_dir)
+    assert r.returncode == 0, r.stderr
+    groups = json.loads(r.stdout)
+    assert [g["count"] for g in groups] == [2, 1, 1, 1, 1, 1, 1]
+    assert groups[0]["examples"] == [CANADA[0]]
+    r = run_report(["--threshold", "1"], data_dir, real_settings.index_dir)
+    assert r.returncode == 2 and "'--threshold'" in r.stderr
+
+
 def test_retention_prunes_before_reporting(data_dir: Path, real_settings: Settings) -> None:
     r = run_report(["--json"], data_dir, real_settings.index_dir, BAN_BOT_RETENTION_DAYS="30")
     assert r.returncode == 0, r.stderr

@@ -20,6 +20,7 @@ import re
 import sys
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 # Slack tokens (xoxb-, xoxp-, xapp-, ...) and anything configured as a secret never reach a log.
@@ -89,6 +90,8 @@ class JsonLineFormatter(JsonFormatter):
         super().__init__(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            # uvicorn adds a copy of each message with terminal colour codes: not for a log store.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
         )
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:

@@ -34,7 +34,7 @@ except RuntimeError:
         "handler failed", extra={"event_id": "Ev0A3", "detail": os.environ["SLACK_BOT_TOKEN"]}
     )
 configure_logging(settings.log_level)  # a second call, as `serve` makes, keeps the format
-log.warning("after reconfiguring", extra={"event_id": "Ev0A4"})
+log.warning("after reconfiguring", extra={"event_id": "Ev0A4", "color_message": "\\x1b[36m"})
 """
 
 
@@ -74,6 +74,7 @@ def test_json_logs_are_one_object_a_line_with_the_event_id() -> None:
     assert "[SLACK_SIGNING_SECRET redacted]" in failed["exc_info"]
     assert failed["detail"] == "xoxb-[redacted]"
     assert records[2]["message"] == "after reconfiguring"
+    assert "color_message" not in records[2]  # uvicorn's coloured copy of the message
     assert_no_secrets(r.stderr)
 
 

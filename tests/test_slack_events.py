@@ -179,7 +179,7 @@ def test_an_internal_error_shows_an_apology_with_an_error_id_and_logs_the_traceb
     caplog.set_level(logging.DEBUG)
     # Slack's API failing past the client's retries: the answer cannot be posted.
     slack.api.fail_next("chat.postMessage", status=500, times=3)
-    slack.event(slack.mention(UPDATES))
+    slack.event(slack.mention(UPDATES), event_id="Ev0BROKEN")
     posts = slack.api.wait_for("chat.postMessage", 4)
     apology = posts[3].text
     assert apology.startswith("Sorry")
@@ -187,6 +187,7 @@ def test_an_internal_error_shows_an_apology_with_an_error_id_and_logs_the_traceb
     assert "Traceback" not in apology and "SlackApiError" not in apology
     failures = [r for r in caplog.records if error_id in r.getMessage()]
     assert failures and failures[0].exc_info is not None  # the traceback is in the log only
+    assert getattr(failures[0], "event_id", None) == "Ev0BROKEN"
     for secret in (BOT_TOKEN, SIGNING_SECRET, APP_TOKEN):
         assert secret not in caplog.text
 

@@ -184,6 +184,33 @@ def test_opening_the_messages_tab_publishes_nothing(slack: SlackHarness) -> None
     )
 
 
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def _metric(text: str, line_start: str) -> float:
+    lines = [line for line in text.splitlines() if line.startswith(line_start)]
+    return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+
+def test_metrics_count_questions_and_feedback(slack: SlackHarness) -> None:
+    asked = 'ban_bot_questions_total{surface="slack:mention"}'
+    votes = 'ban_bot_feedback_votes_total{vote="down"}'
+    before = http(f"{slack.url}/metrics").body.decode()
+    post = _answer_in_channel(slack, "when do kaspersky updates stop?")
+    down = _buttons(post.blocks)["feedback_down"]
+    slack.click("feedback_down", down["value"], message={"type": "message", "ts": "1.2"})
+    slack.api.wait_for("chat.postEphemeral")
+
+    def scraped_after_both() -> str:
+        text = http(f"{slack.url}/metrics").body.decode()
+        return text if _metric(text, votes) > _metric(before, votes) else ""
+
+    after = eventually(scraped_after_both)
+    assert _metric(after, asked) == _metric(before, asked) + 1
+    assert _metric(after, votes) == _metric(before, votes) + 1
+    assert "ban_bot_index_info" in after
+
+
 # -- request signing -------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot import metrics
 from bot.config import ConfigError, Settings
 from bot.slack import listeners
 from bot.store import Store
@@ -75,6 +76,7 @@ def create_app(
             raise
         raise ConfigError(f"SLACK_BOT_TOKEN was not accepted by Slack: {e}") from None
     listeners.register(app, Services(settings=settings, engine=engine, store=store))
+    metrics.set_index(engine.index.build_id)
     return app
 
 

@@ -1,7 +1,8 @@
 """Serve the Slack bot: Socket Mode (no public URL), or HTTP on uvicorn.
 
 HTTP mode serves ``POST /slack/events`` (events, slash commands and interactivity on one URL,
-signatures verified by bolt) and ``GET /healthz`` (503 while the index loads, 200 once it has).
+signatures verified by bolt), ``GET /healthz`` (503 while the index loads, 200 once it has) and
+``GET /metrics`` (Prometheus).
 
 Usage::
 
@@ -29,6 +30,7 @@ from starlette.routing import Route
 
 from bot.config import ConfigError, Settings
 from bot.logs import configure_logging
+from bot.metrics import metrics_app
 from bot.slack import log
 from bot.slack.app import create_app
 from bot.store import Store
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("bot.slack.serve")
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"  # Prometheus
 
 
 def serve(settings: Settings, *, http: bool, port: int | None) -> None:
@@ -120,6 +123,7 @@ class HttpSurface:
             routes=[
                 Route(EVENTS_PATH, self.slack_events, methods=["POST"]),
                 Route(HEALTH_PATH, self.healthz, methods=["GET"]),
+                Route(METRICS_PATH, metrics_app(), methods=["GET"]),
             ],
             lifespan=self._lifespan,
         )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from slack_bolt import Respond
 
+from bot import metrics
 from bot.handlers import Message, ask_command, feedback_thanks, question_message, shared_answer
 from bot.slack.blocks import (
     FEEDBACK_DOWN,
@@ -21,7 +22,7 @@ from bot.slack.blocks import (
     SHARE_ANSWER,
     parse_feedback_value,
 )
-from bot.slack.listeners.common import ack_now, apologize, log_question
+from bot.slack.listeners.common import ack_now, apologize, record_question, timed
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -45,6 +46,7 @@ def register(app: App, services: Services) -> None:
                 services.store.record_feedback(
                     user_id=body["user"]["id"], question=question, entry_ids=entry_ids, vote=vote
                 )
+                metrics.count_feedback(vote)
                 reply(feedback_thanks(vote))
             except Exception:
                 apologize(f"feedback {vote}", logger, reply)
@@ -82,16 +84,17 @@ def register(app: App, services: Services) -> None:
         try:
             if _is_private(body):
                 # A private /ban-ask answer: the follow-up stays private, shareable.
-                message = ask_command(services.engine, question)
+                message, seconds = timed(lambda: ask_command(services.engine, question))
                 respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
             else:
                 channel = body["channel"]["id"]
                 original = body["message"]
                 thread_ts = original.get("thread_ts") or original["ts"]
-                message = question_message(services.engine, question)
+                message, seconds = timed(lambda: question_message(services.engine, question))
                 client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message.as_kwargs())
                 services.store.mark_bot_thread(channel, thread_ts)
-            log_question(services, "slack:follow-up-button", message, body["user"]["id"])
+            user = body["user"]["id"]
+            record_question(services, "slack:follow-up-button", message, user, seconds)
         except Exception:
             apologize("follow-up", logger, _private_reply(body, client, respond))
 

@@ -16,7 +16,7 @@ from slack_bolt import Ack, Respond
 
 from bot.handlers import Message, ask_command, deadlines_command, help_message
 from bot.slack.blocks import ASK, DEADLINES, HELP
-from bot.slack.listeners.common import ack_now, apologize, log_question
+from bot.slack.listeners.common import ack_now, apologize, record_question, timed
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -30,9 +30,9 @@ def register(app: App, services: Services) -> None:
             respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
 
         try:
-            message = ask_command(services.engine, command.get("text", ""))
+            message, seconds = timed(lambda: ask_command(services.engine, command.get("text", "")))
             reply(message)
-            log_question(services, "slack:/ban-ask", message, command.get("user_id"))
+            record_question(services, "slack:/ban-ask", message, command.get("user_id"), seconds)
         except Exception:
             apologize(ASK, logger, reply)
 

@@ -3,13 +3,16 @@
 Usage::
 
     with working_reaction(client, channel, ts, after=1.0, logger=logger):
-        say(**question_message(engine, text).as_kwargs())
+        message, seconds = timed(lambda: question_message(engine, text))
+        say(**message.as_kwargs())
+    record_question(services, "slack:dm", message, user_id, seconds)
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack
 from slack_sdk.errors import SlackApiError
 
+from bot import metrics
 from bot.handlers import Message, error_message, new_error_id
 from bot.slack import log
 
@@ -33,17 +37,24 @@ def ack_now(ack: Ack) -> None:
     ack()
 
 
-def apologize(where: str, logger: logging.Logger, reply: Callable[[Message], Any]) -> str:
+def apologize(
+    where: str,
+    logger: logging.Logger,
+    reply: Callable[[Message], Any],
+    *,
+    event_id: str | None = None,
+) -> str:
     """Log the current exception with a fresh error id and tell the user only that id.
 
     Call from an ``except`` block; returns the error id.
     """
     error_id = new_error_id()
-    logger.exception(log.error_answering(where, error_id))
+    extra = {"event_id": event_id, "error_id": error_id}
+    logger.exception(log.error_answering(where, error_id), extra=extra)
     try:
         reply(error_message(error_id))
     except Exception:
-        logger.exception(log.error_replying(where, error_id))
+        logger.exception(log.error_replying(where, error_id), extra=extra)
     return error_id
 
 
@@ -77,10 +88,21 @@ def working_reaction(
                 logger.warning(log.reaction_failed(WORKING_REACTION, str(e.response.get("error"))))
 
 
-def log_question(services: Services, surface: str, message: Message, user_id: str | None) -> None:
-    """Log an answered question (a prompt or an error message has no question and is skipped)."""
+def timed(build: Callable[[], Message]) -> tuple[Message, float]:
+    """Build a reply and measure how long it took (the answer latency metric)."""
+    started = time.perf_counter()
+    message = build()
+    return message, time.perf_counter() - started
+
+
+def record_question(
+    services: Services, surface: str, message: Message, user_id: str | None, seconds: float
+) -> None:
+    """Log an answered question and count it in the metrics; a prompt or an error message has
+    no question and is skipped."""
     if message.question is None:
         return
+    metrics.observe_answer(surface, message, seconds)
     services.store.log_question(
         surface=surface,
         question=message.question,

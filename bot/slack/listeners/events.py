@@ -16,7 +16,12 @@ from slack_bolt import BoltContext, BoltRequest, BoltResponse
 
 from bot.handlers import Message, question_message
 from bot.slack import log
-from bot.slack.listeners.common import apologize, log_question, working_reaction
+from bot.slack.listeners.common import (
+    apologize,
+    record_question,
+    timed,
+    working_reaction,
+)
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -44,33 +49,59 @@ def register(app: App, services: Services) -> None:
             # bolt acknowledges an event before its listener runs, so a retry only means Slack
             # did not see that ack in time: the first delivery is already being answered.
             reason = request.headers.get("x-slack-retry-reason", [None])[0]
-            logger.info(log.dropped_retry(retry_num, reason, event_id))
+            logger.info(
+                log.dropped_retry(retry_num, reason, event_id), extra={"event_id": event_id}
+            )
             return BoltResponse(status=200, body="")
         if event_id and not services.store.mark_event_seen(str(event_id)):
-            logger.info(log.dropped_repeat(str(event_id)))
+            logger.info(log.dropped_repeat(str(event_id)), extra={"event_id": event_id})
             return BoltResponse(status=200, body="")
         next()
         return None
 
     @app.event("app_mention")
     def on_mention(
-        event: dict[str, Any], client: WebClient, context: BoltContext, logger: logging.Logger
+        body: dict[str, Any],
+        event: dict[str, Any],
+        client: WebClient,
+        context: BoltContext,
+        logger: logging.Logger,
     ) -> None:
         if _from_a_bot(event, context):
             return
         # In the thread of the message, or in its thread if it is already in one.
         thread_ts = event.get("thread_ts") or event["ts"]
-        answer_in(services, client, event, thread_ts=thread_ts, surface="mention", logger=logger)
+        answer_in(
+            services,
+            client,
+            event,
+            thread_ts=thread_ts,
+            surface="mention",
+            logger=logger,
+            event_id=body.get("event_id"),
+        )
 
     @app.event("message")
     def on_message(
-        event: dict[str, Any], client: WebClient, context: BoltContext, logger: logging.Logger
+        body: dict[str, Any],
+        event: dict[str, Any],
+        client: WebClient,
+        context: BoltContext,
+        logger: logging.Logger,
     ) -> None:
         if _from_a_bot(event, context):
             return
         channel, thread_ts = event.get("channel", ""), event.get("thread_ts")
         if event.get("channel_type") == "im":
-            answer_in(services, client, event, thread_ts=thread_ts, surface="dm", logger=logger)
+            answer_in(
+                services,
+                client,
+                event,
+                thread_ts=thread_ts,
+                surface="dm",
+                logger=logger,
+                event_id=body.get("event_id"),
+            )
             return
         mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}" in event.get(
             "text", ""
@@ -86,6 +117,7 @@ def register(app: App, services: Services) -> None:
                 thread_ts=thread_ts,
                 surface="follow-up",
                 logger=logger,
+                event_id=body.get("event_id"),
                 quiet_decline=True,
             )
 
@@ -108,6 +140,7 @@ def answer_in(
     thread_ts: str | None,
     surface: str,
     logger: logging.Logger,
+    event_id: str | None = None,
     quiet_decline: bool = False,
 ) -> None:
     """Answer the event's text in its channel (in ``thread_ts`` when given), once per message;
@@ -124,13 +157,15 @@ def answer_in(
         with working_reaction(
             client, channel, ts, after=services.settings.working_reaction_after, logger=logger
         ):
-            message = question_message(services.engine, event.get("text", ""))
+            message, seconds = timed(
+                lambda: question_message(services.engine, event.get("text", ""))
+            )
             if quiet_decline and (message.declined or message.question is None):
-                log_question(services, f"slack:{surface}", message, event.get("user"))
+                record_question(services, f"slack:{surface}", message, event.get("user"), seconds)
                 return
             post(message)
         if thread_ts and surface != "dm":
             services.store.mark_bot_thread(channel, thread_ts)
-        log_question(services, f"slack:{surface}", message, event.get("user"))
+        record_question(services, f"slack:{surface}", message, event.get("user"), seconds)
     except Exception:
-        apologize(surface, logger, post)
+        apologize(surface, logger, post, event_id=event_id)

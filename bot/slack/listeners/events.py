@@ -16,12 +16,7 @@ from slack_bolt import BoltContext, BoltRequest, BoltResponse
 
 from bot.handlers import Message, question_message
 from bot.slack import log
-from bot.slack.listeners.common import (
-    apologize,
-    record_question,
-    timed,
-    working_reaction,
-)
+from bot.slack.listeners.common import apologize, record_question, timed, working_reaction
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -71,15 +66,7 @@ def register(app: App, services: Services) -> None:
             return
         # In the thread of the message, or in its thread if it is already in one.
         thread_ts = event.get("thread_ts") or event["ts"]
-        answer_in(
-            services,
-            client,
-            event,
-            thread_ts=thread_ts,
-            surface="mention",
-            logger=logger,
-            event_id=body.get("event_id"),
-        )
+        answer_in(services, client, body, thread_ts=thread_ts, surface="mention", logger=logger)
 
     @app.event("message")
     def on_message(
@@ -93,15 +80,7 @@ def register(app: App, services: Services) -> None:
             return
         channel, thread_ts = event.get("channel", ""), event.get("thread_ts")
         if event.get("channel_type") == "im":
-            answer_in(
-                services,
-                client,
-                event,
-                thread_ts=thread_ts,
-                surface="dm",
-                logger=logger,
-                event_id=body.get("event_id"),
-            )
+            answer_in(services, client, body, thread_ts=thread_ts, surface="dm", logger=logger)
             return
         mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}" in event.get(
             "text", ""
@@ -113,11 +92,10 @@ def register(app: App, services: Services) -> None:
             answer_in(
                 services,
                 client,
-                event,
+                body,
                 thread_ts=thread_ts,
                 surface="follow-up",
                 logger=logger,
-                event_id=body.get("event_id"),
                 quiet_decline=True,
             )
 
@@ -135,16 +113,16 @@ def _from_a_bot(event: dict[str, Any], context: BoltContext) -> bool:
 def answer_in(
     services: Services,
     client: WebClient,
-    event: dict[str, Any],
+    body: dict[str, Any],
     *,
     thread_ts: str | None,
     surface: str,
     logger: logging.Logger,
-    event_id: str | None = None,
     quiet_decline: bool = False,
 ) -> None:
     """Answer the event's text in its channel (in ``thread_ts`` when given), once per message;
     with ``quiet_decline``, post nothing when the engine declines."""
+    event, event_id = body["event"], body.get("event_id")
     channel, ts = event["channel"], event["ts"]
     # The same message can arrive as app_mention and as message.channels: answer it once.
     if not services.store.mark_event_seen(f"message:{channel}:{ts}"):

@@ -151,7 +151,9 @@ def test_eyes_reaction_while_an_answer_takes_longer_than_the_threshold(
     slack.event(event)
     slack.api.wait_for("reactions.remove")
     apis = [c.api for c in slack.api.settle() if c.api != "auth.test"]
-    assert apis == ["reactions.add", "chat.postMessage", "reactions.remove"]
+    # With a zero threshold the 👀 and the answer race each other; the removal always comes last.
+    assert sorted(apis[:2]) == ["chat.postMessage", "reactions.add"]
+    assert apis[2:] == ["reactions.remove"]
     add = slack.api.calls_to("reactions.add")[0]
     assert (add.body["name"], add.body["timestamp"], add.body["channel"]) == (
         "eyes",

@@ -21,6 +21,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 from fakes import FakeEmbedder
+from pg import database_url, postgres  # noqa: F401  (fixtures: a real PostgreSQL server)
 
 from bot.config import ROOT, Settings
 

@@ -8,7 +8,7 @@ Debian's ``postgresql`` package.
 
 Usage (the fixtures are loaded by ``tests/conftest.py``)::
 
-    def test_x(database_url: str) -> None:      # a fresh, empty database for this test
+    def test_x(database_url: str) -> None:      # a fresh, empty schema for this test
         store = Store.open(Settings(database_url=database_url))
 """
 
@@ -31,7 +31,7 @@ import pytest
 
 USER = "ban_bot"
 RUN_AS = "nobody"  # when the tests run as root
-_databases = itertools.count(1)
+_schemas = itertools.count(1)
 
 
 class PostgresUnavailable(Exception):
@@ -139,14 +139,15 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def create_database(self) -> str:
-        """A fresh empty database; its URL."""
+    def create_schema(self) -> str:
+        """The URL of a fresh, empty place to keep tables: a new schema, first on the URL's
+        search path (CREATE DATABASE takes a quarter of a second; a schema, a millisecond)."""
         import psycopg
 
-        name = f"t{next(_databases)}_{secrets.token_hex(3)}"
+        name = f"t{next(_schemas)}_{secrets.token_hex(3)}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        return f"{self.url()}?options=-csearch_path%3D{name}"
 
     def log(self) -> str:
         path = self.root / "server.log"
@@ -195,5 +196,5 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def database_url(postgres: PostgresServer) -> str:
-    """The URL (with its password) of a fresh, empty database on the session's server."""
-    return postgres.create_database()
+    """The URL (with its password) of a fresh, empty schema on the session's server."""
+    return postgres.create_schema()

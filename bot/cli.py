@@ -186,20 +186,17 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, index_dir: Path
     if question is None:
         raise click.UsageError("give a QUESTION, or '-' to read questions from standard input.")
     engine = Engine.load(_settings(ctx, index_dir=index_dir))
-    if question != "-":
-        answer = engine.answer(question)
+    stream = question == "-"
+    # One engine (one model load) for the whole stream; each answer is flushed as it comes.
+    questions = (line.rstrip("\n") for line in sys.stdin) if stream else [question]
+    for q in questions:
+        answer = engine.answer(q)
         if as_json:
             click.echo(json.dumps(answer.to_json(), ensure_ascii=False))
         else:
             _print_answer(answer)
-        return
-    for line in sys.stdin:
-        answer = engine.answer(line.rstrip("\n"))
-        if as_json:
-            click.echo(json.dumps(answer.to_json(), ensure_ascii=False))
-        else:
-            _print_answer(answer)
-            click.echo("")
+            if stream:
+                click.echo("")
         sys.stdout.flush()
 
 

@@ -15,11 +15,19 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 CATEGORIES: tuple[str, ...] = (
     "deadline",
@@ -111,21 +119,23 @@ class SourceModel(_Strict):
         return v
 
 
+def _check_id(v: str) -> str:
+    if not _ID.match(v):
+        raise ValueError(f"id {v!r} must be lowercase letters, digits and hyphens")
+    return v
+
+
+Ident = Annotated[str, AfterValidator(_check_id)]
+
+
 class EntryModel(_Strict):
-    id: str
+    id: Ident
     category: str
     answer: str = Field(min_length=1)
     questions: list[str] = Field(min_length=1)
     sources: list[SourceModel] = Field(min_length=1)
     related: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError(f"id {v!r} must be lowercase letters, digits and hyphens")
-        return v
 
     @field_validator("category")
     @classmethod
@@ -143,7 +153,7 @@ class EntryModel(_Strict):
 
 
 class TimelineModel(_Strict):
-    id: str
+    id: Ident
     date: str
     time: str | None = None
     zone: str | None = None
@@ -153,13 +163,6 @@ class TimelineModel(_Strict):
     keywords: list[str] = Field(default_factory=list)
     entry: str | None = None
     sources: list[SourceModel] = Field(min_length=1)
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError(f"id {v!r} must be lowercase letters, digits and hyphens")
-        return v
 
     @field_validator("date", mode="before")
     @classmethod

@@ -49,6 +49,9 @@ DB_FILE = "ban-bot.sqlite3"
 SALT_FILE = "user-hash.salt"
 PRUNE_EVERY = 24 * 60 * 60.0  # seconds between two prunes of a running process
 CONNECT_TIMEOUT = 10  # seconds to reach PostgreSQL before giving up with a clear error
+# Seconds a thread waits for a pooled connection. Slack wants its ack within 3 s, so while
+# PostgreSQL is away a request fails after this long rather than holding its thread.
+POOL_TIMEOUT = 3.0
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 # Any fixed number. Replicas take turns creating the tables (concurrent CREATE TABLE IF NOT
 # EXISTS can fail in PostgreSQL on its catalog's unique index) and pruning: a prune locks several
@@ -257,7 +260,7 @@ class _Postgres:
             # A connection the server dropped (a restart, a fail-over) is replaced, not handed out.
             check=ConnectionPool.check_connection,
             name="ban-bot-store",
-            timeout=30,
+            timeout=POOL_TIMEOUT,
             open=True,
         )
 

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -71,6 +71,7 @@ class PostgresServer:
     port: int
     password: str
     started_in: float = 0.0  # seconds from initdb to accepting connections
+    options: list[str] = field(default_factory=list)  # postgres -c settings
 
     @property
     def data_dir(self) -> Path:
@@ -112,14 +113,18 @@ class PostgresServer:
             "--no-sync",
         )
         pwfile.unlink()
-        options = [
+        self.options = [
             "-c listen_addresses=127.0.0.1",
             f"-c port={self.port}",
             f"-c unix_socket_directories={self.root}",
             "-c max_connections=100",
         ]
         if not durable:
-            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+            self.options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the (initialised) server and wait until it accepts connections."""
         self._run(
             "pg_ctl",
             "start",
@@ -130,10 +135,15 @@ class PostgresServer:
             "--log",
             str(self.root / "server.log"),
             "-o",
-            " ".join(options),
+            " ".join(self.options),
         )
 
+    def pause(self) -> None:
+        """Stop the server, keeping its data, as an outage or a restart would."""
+        self._run("pg_ctl", "stop", "--pgdata", str(self.data_dir), "-m", "fast", "-w")
+
     def stop(self) -> None:
+        """Stop the server and delete everything it had."""
         try:
             self._run("pg_ctl", "stop", "--pgdata", str(self.data_dir), "-m", "immediate", "-w")
         finally:
@@ -180,16 +190,21 @@ def start_server(*, durable: bool = False) -> PostgresServer:
     return server
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the session; skipped (failed in CI) where it cannot start."""
+def started_or_skipped() -> PostgresServer:
+    """``start_server()``, or skip the test with the reason; in CI, fail it instead."""
     try:
-        server = start_server()
+        return start_server()
     except PostgresUnavailable as e:
         reason = f"PostgreSQL cannot be started here: {e}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason} (CI must run the PostgreSQL tests; see .ci/run)")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session; skipped (failed in CI) where it cannot start."""
+    server = started_or_skipped()
     yield server
     server.stop()
 

@@ -20,10 +20,10 @@ from typing import TypeVar
 
 import psycopg
 import pytest
-from pg import PostgresServer
+from pg import PostgresServer, started_or_skipped
 
 from bot.config import ROOT, ConfigError, Settings
-from bot.store import DB_FILE, SALT_FILE, Store
+from bot.store import DB_FILE, POOL_TIMEOUT, SALT_FILE, Store
 
 T = TypeVar("T")
 BACKENDS = ["sqlite", "postgresql"]
@@ -314,3 +314,23 @@ def test_the_database_url_never_reaches_the_logs(
     password = psycopg.conninfo.conninfo_to_dict(database_url)["password"]
     assert caplog.records  # it does log where the store is
     assert str(password) not in caplog.text and database_url not in caplog.text
+
+
+def test_the_store_fails_fast_while_postgresql_is_away_and_recovers_after() -> None:
+    """An outage (or a restart of PostgreSQL) under a running store: each call fails within
+    seconds instead of hanging, and the same store works again once the server is back."""
+    server = started_or_skipped()  # its own server: the session's keeps running
+    store = Store.open(Settings(database_url=server.url()), prune_every=None)
+    try:
+        assert store.mark_event_seen("Ev-before") is True
+        server.pause()
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError):
+            store.mark_event_seen("Ev-during")
+        assert time.monotonic() - started < POOL_TIMEOUT + 2
+        server.resume()
+        assert store.mark_event_seen("Ev-before") is False  # nothing was lost
+        assert store.mark_event_seen("Ev-after") is True
+    finally:
+        store.close()
+        server.stop()

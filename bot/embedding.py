@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,12 @@ class TorchEmbedder:
         self.spec = spec
         self.weights_sha256 = verify_weights(spec) if verify else ""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if not sys.stderr.isatty():
+            # Library progress bars are for people at a terminal, not for CI or container logs.
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
         from sentence_transformers import SentenceTransformer
 
         try:

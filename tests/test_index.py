@@ -180,3 +180,32 @@ def test_real_build_records_model_and_onnx(real_settings: Settings) -> None:
     assert m["query_encoder"]["model_sha256"] == m["files"]["model.onnx"]
     assert m["entries"] == len(loaded.knowledge.entries)
     assert check_index(real_settings) == []
+
+
+@pytest.mark.slow
+def test_progress_bar_on_a_terminal_only(mini_settings: Settings) -> None:
+    """A real build on a pseudo-terminal shows tqdm's bar; piped, it prints no bars at all."""
+    import pty
+
+    args = [
+        "index", "build",
+        "--knowledge", str(mini_settings.knowledge_dir),
+        "--index", str(mini_settings.index_dir),
+    ]  # fmt: skip
+    out = bytearray()
+
+    def read(fd: int) -> bytes:
+        data = os.read(fd, 65536)
+        out.extend(data)
+        return data
+
+    # A pty has no size until one is set, and tqdm draws nothing at zero columns.
+    command = " ".join([f"stty cols 120 rows 40; exec {sys.executable} -m bot", *args])
+    pty.spawn(["sh", "-c", command], read)
+    text = out.decode(errors="replace")
+    assert "embedding: 100%" in text and "index built" in text
+
+    piped = subprocess.run(
+        [sys.executable, "-m", "bot", *args, "--force"], capture_output=True, text=True, timeout=300
+    )
+    assert piped.returncode == 0 and "%|" not in piped.stderr

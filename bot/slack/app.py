@@ -1,15 +1,19 @@
-"""The bolt app factory: one ``App`` with the listeners registered by kind.
+"""The bolt app factory: one ``App`` with the listeners registered by kind, and the answering
+threads, queue and rate limit they share.
 
 Usage::
 
     store = Store.open(settings)
-    app = create_app(settings, Engine.load(settings), store=store)
-    SocketModeHandler(app, settings.slack_app_token).start()
+    bot = build_bot(settings, Engine.load(settings), store=store)
+    SocketModeHandler(bot.app, settings.slack_app_token).connect()
+    ...
+    bot.shutdown(timeout=10.0)   # finish the answers in flight
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,24 +29,63 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot import metrics
 from bot.config import ConfigError, Settings
+from bot.ratelimit import UserRateLimit
 from bot.slack import listeners
+from bot.slack.workers import WorkerPool
 from bot.store import Store
 
 if TYPE_CHECKING:
     from bot.answer import Engine
 
 SLACK_API_URL = WebClient.BASE_URL  # "https://slack.com/api/"
+# "Try again" and "slow down" notices: one thread is plenty, and a full notice queue means Slack
+# itself is not keeping up, so further notices are only logged.
+NOTICE_WORKERS = 1
 logger = logging.getLogger("bot.slack")
 
 
 @dataclass(frozen=True)
 class Services:
     """What the listeners work with: passed to each ``register`` (never through bolt's context,
-    which lazy listeners deep-copy)."""
+    which bolt copies)."""
 
     settings: Settings
     engine: Engine
     store: Store
+    answers: WorkerPool
+    notices: WorkerPool
+    limiter: UserRateLimit
+
+
+def build_services(settings: Settings, engine: Engine, store: Store) -> Services:
+    """The answering threads (``BAN_BOT_WORKERS``) behind a queue of ``BAN_BOT_QUEUE_SIZE``, the
+    notice thread and the per-user rate limit (``BAN_BOT_RATE_LIMIT``)."""
+    return Services(
+        settings=settings,
+        engine=engine,
+        store=store,
+        answers=WorkerPool(workers=settings.workers, queue_size=settings.queue_size, name="answer"),
+        notices=WorkerPool(workers=NOTICE_WORKERS, queue_size=settings.queue_size, name="notice"),
+        limiter=UserRateLimit(per_minute=settings.rate_limit_per_minute),
+    )
+
+
+@dataclass(frozen=True)
+class Bot:
+    """The bolt app and the services its listeners share."""
+
+    app: App
+    services: Services
+
+    def shutdown(self, timeout: float) -> bool:
+        """Finish the accepted answers, then the notices, within ``timeout`` seconds in all.
+
+        Call once no new events can arrive; returns ``True`` when nothing was abandoned.
+        """
+        deadline = time.monotonic() + timeout
+        answered = self.services.answers.drain(timeout)
+        notified = self.services.notices.drain(max(deadline - time.monotonic(), 0.1))
+        return answered and notified
 
 
 def build_client(settings: Settings) -> WebClient:
@@ -66,6 +109,13 @@ def create_app(
 
     Calls ``auth.test`` once, so a wrong token fails here with a clear error.
     """
+    return build_bot(settings, engine, store=store, client=client).app
+
+
+def build_bot(
+    settings: Settings, engine: Engine, *, store: Store, client: WebClient | None = None
+) -> Bot:
+    """The app (as ``create_app``) and its services, for a server that shuts down gracefully."""
     if client is None:
         settings.require("SLACK_BOT_TOKEN")
         client = build_client(settings)
@@ -75,9 +125,10 @@ def create_app(
         if "auth.test" not in str(e):
             raise
         raise ConfigError(f"SLACK_BOT_TOKEN was not accepted by Slack: {e}") from None
-    listeners.register(app, Services(settings=settings, engine=engine, store=store))
+    services = build_services(settings, engine, store)
+    listeners.register(app, services)
     metrics.set_index(engine.index.build_id)
-    return app
+    return Bot(app=app, services=services)
 
 
 def _bolt_app(settings: Settings, client: WebClient) -> App:
@@ -87,8 +138,10 @@ def _bolt_app(settings: Settings, client: WebClient) -> App:
         signing_secret=settings.slack_signing_secret or "",
         name="ban-bot",
         logger=logging.getLogger("bot.slack.bolt"),
-        # Each answer holds a worker for tens of milliseconds; Settings.workers bounds the CPU use.
-        listener_executor=ThreadPoolExecutor(
-            max_workers=settings.workers, thread_name_prefix="ban-bot-listener"
-        ),
+        # Listeners run before the response is sent, on the thread that received the request,
+        # and only admit work to Services.answers: acknowledging never waits for an answer, and
+        # an event Slack got a 200 for is either answered or its user told to try again.
+        process_before_response=True,
+        # Runs nothing of ours (no lazy listeners); bolt wants one all the same.
+        listener_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="ban-bot-bolt"),
     )

@@ -350,6 +350,24 @@ def error_message(error_id: str) -> Message:
     return Message(text=text, blocks=_render([_mrkdwn(text)]))
 
 
+def busy_message() -> Message:
+    """What a user is told when every answering thread is busy and the queue is full."""
+    text = (
+        "Sorry, I'm answering a lot of questions right now and could not take this one. "
+        "Please try again in a minute."
+    )
+    return Message(text=text, blocks=_render([_mrkdwn(text)]))
+
+
+def rate_limited_message(per_minute: int) -> Message:
+    """What a user over the per-user rate limit is told (once per minute)."""
+    text = (
+        f"You have asked me more than {per_minute} questions in the last minute, which is as many "
+        "as I answer for one person. Please wait a minute and ask again."
+    )
+    return Message(text=text, blocks=_render([_mrkdwn(text)]))
+
+
 def feedback_thanks(vote: str) -> Message:
     """The visible acknowledgement of a 👍/👎 click."""
     if vote == "up":

@@ -17,7 +17,46 @@ def error_replying(where: str, error_id: str) -> str:
 
 
 def dropped_retry(retry_num: str, reason: str | None, event_id: str | None) -> str:
-    return f"Dropped Slack retry #{retry_num} ({reason or 'no reason'}) of event {event_id}"
+    return (
+        f"Dropped Slack retry #{retry_num} ({reason or 'no reason'}) of event {event_id}: "
+        "already seen"
+    )
+
+
+def answering_retry(retry_num: str, reason: str | None, event_id: str | None) -> str:
+    return (
+        f"Answering Slack retry #{retry_num} ({reason or 'no reason'}) of event {event_id}: "
+        "its first delivery never reached this bot"
+    )
+
+
+def rate_limited(where: str, user_hash: str, told: bool) -> str:
+    told_text = "told to wait" if told else "already told"
+    return f"Rate limit: dropped a question ({where}) from user {user_hash[:12]}, {told_text}"
+
+
+def busy(where: str, pending: int) -> str:
+    return f"All answering threads busy and the queue full ({pending} waiting or running): {where} told to try again"
+
+
+def notice_failed(where: str) -> str:
+    return f"Could not send the try-again notice ({where})"
+
+
+def notice_dropped(where: str) -> str:
+    return f"Notice queue full too: could not tell the user ({where}) to try again"
+
+
+def shutting_down(timeout: float) -> str:
+    return f"Shutting down: finishing the answers in flight (at most {timeout:.0f}s)"
+
+
+def shut_down(clean: bool) -> str:
+    return "Shut down cleanly" if clean else "Shut down with answers abandoned"
+
+
+def reload_requested() -> str:
+    return "SIGHUP: checking the index for a new build"
 
 
 def dropped_repeat(event_id: str) -> str:

@@ -1,4 +1,5 @@
 """Buttons: 👍/👎 feedback (stored, thanked), "Share in channel" and the follow-up suggestions.
+Each click is acknowledged at once and handled on an answering thread.
 
 Usage::
 
@@ -11,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from slack_bolt import Respond
+from slack_bolt import Ack, Respond
 
 from bot import metrics
 from bot.handlers import Message, ask_command, feedback_thanks, question_message, shared_answer
@@ -22,7 +23,7 @@ from bot.slack.blocks import (
     SHARE_ANSWER,
     parse_feedback_value,
 )
-from bot.slack.listeners.common import ack_now, apologize, record_question, timed
+from bot.slack.listeners.common import ack_now, admit, apologize, record_question, timed
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -31,7 +32,34 @@ if TYPE_CHECKING:
     from bot.slack.app import Services
 
 
+Work = Callable[[dict[str, Any], dict[str, Any], "WebClient", Respond, logging.Logger], None]
+
+
 def register(app: App, services: Services) -> None:
+    def queued(where: str, work: Work, *, rate_limited: bool) -> Callable[..., None]:
+        """A listener that acknowledges the click and admits ``work`` to an answering thread."""
+
+        def listener(
+            ack: Ack,
+            body: dict[str, Any],
+            action: dict[str, Any],
+            client: WebClient,
+            respond: Respond,
+            logger: logging.Logger,
+        ) -> None:
+            ack_now(ack)
+            admit(
+                services,
+                lambda: work(body, action, client, respond, logger),
+                where=where,
+                logger=logger,
+                user_id=(body.get("user") or {}).get("id"),
+                notify=_private_reply(body, client, respond),
+                rate_limited=rate_limited,
+            )
+
+        return listener
+
     def feedback(vote: Literal["up", "down"]) -> Callable[..., None]:
         def on_feedback(
             body: dict[str, Any],
@@ -53,8 +81,9 @@ def register(app: App, services: Services) -> None:
 
         return on_feedback
 
-    app.action(FEEDBACK_UP)(ack=ack_now, lazy=[feedback("up")])
-    app.action(FEEDBACK_DOWN)(ack=ack_now, lazy=[feedback("down")])
+    # A vote is not a question: never rate limited.
+    app.action(FEEDBACK_UP)(queued("feedback up", feedback("up"), rate_limited=False))
+    app.action(FEEDBACK_DOWN)(queued("feedback down", feedback("down"), rate_limited=False))
 
     def share(
         body: dict[str, Any],
@@ -71,7 +100,7 @@ def register(app: App, services: Services) -> None:
         except Exception:
             apologize("share", logger, _private_reply(body, client, respond))
 
-    app.action(SHARE_ANSWER)(ack=ack_now, lazy=[share])
+    app.action(SHARE_ANSWER)(queued("share", share, rate_limited=True))
 
     def follow_up(
         body: dict[str, Any],
@@ -98,7 +127,7 @@ def register(app: App, services: Services) -> None:
         except Exception:
             apologize("follow-up", logger, _private_reply(body, client, respond))
 
-    app.action(FOLLOW_UP_PATTERN)(ack=ack_now, lazy=[follow_up])
+    app.action(FOLLOW_UP_PATTERN)(queued("follow-up", follow_up, rate_limited=True))
 
 
 def _is_private(body: dict[str, Any]) -> bool:

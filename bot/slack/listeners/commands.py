@@ -1,5 +1,6 @@
-"""Slash commands: ``/ban-ask`` (engine work after the ack, in a lazy listener), and
-``/ban-deadlines`` and ``/ban-help`` (no engine search: answered in the ack itself).
+"""Slash commands: ``/ban-ask`` (acknowledged at once, answered on an answering thread through
+``response_url``), and ``/ban-deadlines`` and ``/ban-help`` (no engine search: answered in the
+ack itself).
 
 Usage::
 
@@ -16,7 +17,7 @@ from slack_bolt import Ack, Respond
 
 from bot.handlers import Message, ask_command, deadlines_command, help_message
 from bot.slack.blocks import ASK, DEADLINES, HELP
-from bot.slack.listeners.common import ack_now, apologize, record_question, timed
+from bot.slack.listeners.common import ack_now, admit, apologize, record_question, timed
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -25,19 +26,24 @@ if TYPE_CHECKING:
 
 
 def register(app: App, services: Services) -> None:
-    def answer_ask(command: dict[str, Any], respond: Respond, logger: logging.Logger) -> None:
+    @app.command(ASK)
+    def ask(ack: Ack, command: dict[str, Any], respond: Respond, logger: logging.Logger) -> None:
+        ack_now(ack)
+        user_id = command.get("user_id")
+
         def reply(message: Message) -> None:
             respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
 
-        try:
-            message, seconds = timed(lambda: ask_command(services.engine, command.get("text", "")))
-            reply(message)
-            record_question(services, "slack:/ban-ask", message, command.get("user_id"), seconds)
-        except Exception:
-            apologize(ASK, logger, reply)
+        def answer() -> None:
+            try:
+                text = command.get("text", "")
+                message, seconds = timed(lambda: ask_command(services.engine, text))
+                reply(message)
+                record_question(services, "slack:/ban-ask", message, user_id, seconds)
+            except Exception:
+                apologize(ASK, logger, reply)
 
-    # Acknowledged at once; the answer follows through response_url.
-    app.command(ASK)(ack=ack_now, lazy=[answer_ask])
+        admit(services, answer, where=ASK, logger=logger, user_id=user_id, notify=reply)
 
     @app.command(DEADLINES)
     def deadlines(ack: Ack, command: dict[str, Any], logger: logging.Logger) -> None:

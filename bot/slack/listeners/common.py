@@ -1,11 +1,15 @@
-"""What every kind of listener shares: the apology on failure, the 👀 reaction, the question log.
+"""What every kind of listener shares: admission to the answering threads (with the rate limit
+and the "try again" notice), the apology on failure, the 👀 reaction, the question log.
 
 Usage::
 
-    with working_reaction(client, channel, ts, after=1.0, logger=logger):
-        message, seconds = timed(lambda: question_message(engine, text))
-        say(**message.as_kwargs())
-    record_question(services, "slack:dm", message, user_id, seconds)
+    def job() -> None:
+        with working_reaction(client, channel, ts, after=1.0, logger=logger):
+            message, seconds = timed(lambda: question_message(engine, text))
+            say(**message.as_kwargs())
+        record_question(services, "slack:dm", message, user_id, seconds)
+
+    admit(services, job, where="dm", logger=logger, user_id=user_id, notify=say_message)
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot import metrics
 from bot.handlers import Message, error_message, new_error_id
+from bot.ratelimit import Verdict
 from bot.slack import log
+from bot.slack.blocks import busy_message, rate_limited_message
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -33,8 +39,66 @@ WORKING_REACTION = "eyes"
 
 
 def ack_now(ack: Ack) -> None:
-    """Acknowledge at once; the work follows in a lazy listener, after Slack has its answer."""
+    """Acknowledge with an empty 200; the work follows on an answering thread."""
     ack()
+
+
+def admit(
+    services: Services,
+    job: Callable[[], None],
+    *,
+    where: str,
+    logger: logging.Logger,
+    user_id: str | None,
+    notify: Callable[[Message], Any] | None,
+    event_id: str | None = None,
+    rate_limited: bool = True,
+) -> bool:
+    """Hand ``job`` to an answering thread, without waiting; returns whether it was taken.
+
+    Not taken when ``user_id`` is over the per-user rate limit (with ``rate_limited``) or when
+    every answering thread is busy and the queue is full: then ``notify`` (if given) tells the
+    user, on the notice thread, to slow down or to try again, and the refusal is logged.
+    """
+    extra = {"event_id": event_id}
+    if rate_limited and user_id:
+        verdict = services.limiter.check(user_id)
+        if verdict is not Verdict.ALLOW:
+            told = verdict is Verdict.NOTIFY
+            user_hash = services.store.hash_user(user_id)
+            logger.info(log.rate_limited(where, user_hash, told), extra=extra)
+            if told and notify is not None:
+                message = rate_limited_message(services.limiter.per_minute)
+                _notify(services, notify, message, where=where, logger=logger, event_id=event_id)
+            return False
+    if services.answers.submit(job):
+        return True
+    logger.warning(log.busy(where, services.answers.pending), extra=extra)
+    if notify is not None:
+        _notify(services, notify, busy_message(), where=where, logger=logger, event_id=event_id)
+    return False
+
+
+def _notify(
+    services: Services,
+    notify: Callable[[Message], Any],
+    message: Message,
+    *,
+    where: str,
+    logger: logging.Logger,
+    event_id: str | None,
+) -> None:
+    """Send a notice on the notice thread, so that the caller (acknowledging) never waits."""
+    extra = {"event_id": event_id}
+
+    def send() -> None:
+        try:
+            notify(message)
+        except Exception:
+            logger.exception(log.notice_failed(where), extra=extra)
+
+    if not services.notices.submit(send):
+        logger.warning(log.notice_dropped(where), extra=extra)
 
 
 def apologize(

@@ -16,7 +16,13 @@ from slack_bolt import BoltContext, BoltRequest, BoltResponse
 
 from bot.handlers import Message, question_message
 from bot.slack import log
-from bot.slack.listeners.common import apologize, record_question, timed, working_reaction
+from bot.slack.listeners.common import (
+    admit,
+    apologize,
+    record_question,
+    timed,
+    working_reaction,
+)
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -30,27 +36,30 @@ _PERSON_SUBTYPES = {None, "thread_broadcast", "file_share"}
 
 def register(app: App, services: Services) -> None:
     @app.middleware
-    def drop_retries_and_repeats(
+    def drop_repeats(
         body: dict[str, Any], request: BoltRequest, next: Callable[[], None], logger: logging.Logger
     ) -> BoltResponse | None:
-        """Acknowledge and drop Slack's retries and any event id already handled."""
+        """Acknowledge and drop any event id already handled, Slack's retries included."""
         if body.get("type") != "event_callback":
             next()
             return None
         event_id = body.get("event_id")
-        retry_num = request.headers.get("x-slack-retry-num", ["0"])[0]
         # Socket Mode reports a first delivery as retry_attempt 0; HTTP sends no header at all.
-        if retry_num not in ("", "0"):
-            # bolt acknowledges an event before its listener runs, so a retry only means Slack
-            # did not see that ack in time: the first delivery is already being answered.
-            reason = request.headers.get("x-slack-retry-reason", [None])[0]
-            logger.info(
-                log.dropped_retry(retry_num, reason, event_id), extra={"event_id": event_id}
-            )
-            return BoltResponse(status=200, body="")
+        retry_num = request.headers.get("x-slack-retry-num", ["0"])[0]
+        reason = request.headers.get("x-slack-retry-reason", [None])[0]
+        is_retry = retry_num not in ("", "0")
+        extra = {"event_id": event_id}
+        # Marked before the listener admits it (and before the ack): a retry of an event being
+        # answered is dropped here, while a retry of one whose first delivery never got in (a
+        # 503 while the engine loaded, a replica that died before marking it) is answered.
         if event_id and not services.store.mark_event_seen(str(event_id)):
-            logger.info(log.dropped_repeat(str(event_id)), extra={"event_id": event_id})
+            if is_retry:
+                logger.info(log.dropped_retry(retry_num, reason, str(event_id)), extra=extra)
+            else:
+                logger.info(log.dropped_repeat(str(event_id)), extra=extra)
             return BoltResponse(status=200, body="")
+        if is_retry:
+            logger.info(log.answering_retry(retry_num, reason, event_id), extra=extra)
         next()
         return None
 
@@ -120,10 +129,15 @@ def answer_in(
     logger: logging.Logger,
     quiet_decline: bool = False,
 ) -> None:
-    """Answer the event's text in its channel (in ``thread_ts`` when given), once per message;
-    with ``quiet_decline``, post nothing when the engine declines."""
+    """Answer the event's text in its channel (in ``thread_ts`` when given), once per message,
+    on an answering thread; with ``quiet_decline``, post nothing when the engine declines.
+
+    Returns at once. A user over the rate limit, or a full queue, gets a short notice instead:
+    only they see it in a channel, and it is skipped for ``quiet_decline`` follow-ups, which are
+    often people talking to each other rather than to the bot.
+    """
     event, event_id = body["event"], body.get("event_id")
-    channel, ts = event["channel"], event["ts"]
+    channel, ts, user = event["channel"], event["ts"], event.get("user")
     # The same message can arrive as app_mention and as message.channels: answer it once.
     if not services.store.mark_event_seen(f"message:{channel}:{ts}"):
         return
@@ -131,19 +145,38 @@ def answer_in(
     def post(message: Message) -> None:
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message.as_kwargs())
 
-    try:
-        with working_reaction(
-            client, channel, ts, after=services.settings.working_reaction_after, logger=logger
-        ):
-            message, seconds = timed(
-                lambda: question_message(services.engine, event.get("text", ""))
-            )
-            if quiet_decline and (message.declined or message.question is None):
-                record_question(services, f"slack:{surface}", message, event.get("user"), seconds)
-                return
+    def notify(message: Message) -> None:
+        if event.get("channel_type") == "im":
             post(message)
-        if thread_ts and surface != "dm":
-            services.store.mark_bot_thread(channel, thread_ts)
-        record_question(services, f"slack:{surface}", message, event.get("user"), seconds)
-    except Exception:
-        apologize(surface, logger, post, event_id=event_id)
+        else:
+            client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, **message.as_kwargs()
+            )
+
+    def job() -> None:
+        try:
+            with working_reaction(
+                client, channel, ts, after=services.settings.working_reaction_after, logger=logger
+            ):
+                message, seconds = timed(
+                    lambda: question_message(services.engine, event.get("text", ""))
+                )
+                if quiet_decline and (message.declined or message.question is None):
+                    record_question(services, f"slack:{surface}", message, user, seconds)
+                    return
+                post(message)
+            if thread_ts and surface != "dm":
+                services.store.mark_bot_thread(channel, thread_ts)
+            record_question(services, f"slack:{surface}", message, user, seconds)
+        except Exception:
+            apologize(surface, logger, post, event_id=event_id)
+
+    admit(
+        services,
+        job,
+        where=surface,
+        logger=logger,
+        user_id=user,
+        notify=None if quiet_decline else notify,
+        event_id=event_id,
+    )

@@ -1,4 +1,5 @@
-"""App Home: publish the Home tab (key deadlines, what the bot answers, how to ask) on open.
+"""App Home: publish the Home tab (key deadlines, what the bot answers, how to ask) on open,
+on an answering thread.
 
 Usage::
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.handlers import home_view, new_error_id
 from bot.slack import log
+from bot.slack.listeners.common import admit
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -25,8 +27,21 @@ def register(app: App, services: Services) -> None:
     def on_home_opened(event: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
         if event.get("tab", "home") != "home":
             return  # the Messages tab needs nothing published
-        try:
-            client.views_publish(user_id=event["user"], view=home_view(services.engine))
-        except Exception:
-            # No channel to apologize in: the log has it, and the next open tries again.
-            logger.exception(log.error_answering("app home", new_error_id()))
+
+        def publish() -> None:
+            try:
+                client.views_publish(user_id=event["user"], view=home_view(services.engine))
+            except Exception:
+                # No channel to apologize in: the log has it, and the next open tries again.
+                logger.exception(log.error_answering("app home", new_error_id()))
+
+        # Nobody to tell when the queue is full: the next open tries again.
+        admit(
+            services,
+            publish,
+            where="app home",
+            logger=logger,
+            user_id=None,
+            notify=None,
+            rate_limited=False,
+        )

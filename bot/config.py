@@ -107,6 +107,8 @@ class Settings:
     rate_limit_per_minute: int = 20  # BAN_BOT_RATE_LIMIT (questions per user per minute)
     user_hash_salt: str | None = field(default=None, repr=False)  # BAN_BOT_USER_HASH_SALT
     working_reaction_after: float = 1.0  # BAN_BOT_WORKING_REACTION_AFTER (seconds before 👀)
+    reload_interval: float = 1.0  # BAN_BOT_RELOAD_INTERVAL (seconds between index/CURRENT checks)
+    shutdown_timeout: float = 10.0  # BAN_BOT_SHUTDOWN_TIMEOUT (seconds to finish answers on exit)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
@@ -143,6 +145,8 @@ class Settings:
             working_reaction_after=_env_float(
                 env, "BAN_BOT_WORKING_REACTION_AFTER", d.working_reaction_after
             ),
+            reload_interval=_env_float(env, "BAN_BOT_RELOAD_INTERVAL", d.reload_interval),
+            shutdown_timeout=_env_float(env, "BAN_BOT_SHUTDOWN_TIMEOUT", d.shutdown_timeout),
         )
 
     def with_overrides(self, **overrides: Any) -> Settings:

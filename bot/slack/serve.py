@@ -4,6 +4,10 @@ HTTP mode serves ``POST /slack/events`` (events, slash commands and interactivit
 signatures verified by bolt), ``GET /healthz`` (503 while the index loads, 200 once it has) and
 ``GET /metrics`` (Prometheus).
 
+Both modes reload the index when ``index/CURRENT`` names a new build, or on SIGHUP
+(``bot.reload``), and on SIGTERM stop taking events, finish the answers in flight (at most
+``BAN_BOT_SHUTDOWN_TIMEOUT`` seconds) and exit 0.
+
 Usage::
 
     serve(Settings.from_env(), http=False, port=None)     # Socket Mode: SLACK_APP_TOKEN
@@ -13,6 +17,8 @@ Usage::
 from __future__ import annotations
 
 import logging
+import math
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,8 +37,9 @@ from starlette.routing import Route
 from bot.config import ConfigError, Settings
 from bot.logs import configure_logging
 from bot.metrics import metrics_app
+from bot.reload import IndexWatcher
 from bot.slack import log
-from bot.slack.app import create_app
+from bot.slack.app import Bot, build_bot
 from bot.store import Store
 
 if TYPE_CHECKING:
@@ -78,17 +85,41 @@ def socket_mode_handler(app: App, settings: Settings) -> SocketModeHandler:
 
 
 def serve_socket_mode(settings: Settings) -> None:
-    """Load the engine, connect over Socket Mode and block until interrupted."""
+    """Load the engine, connect over Socket Mode and serve until SIGTERM or Ctrl-C."""
     logger.info(log.engine_loading(settings.index_dir))
     engine = _load_engine(settings)
     store = Store.open(settings)
-    handler = socket_mode_handler(create_app(settings, engine, store=store), settings)
+    bot = build_bot(settings, engine, store=store)
+    watcher = IndexWatcher(engine, settings.index_dir, interval=settings.reload_interval).start()
+    handler = socket_mode_handler(bot.app, settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _on_sighup(watcher.request)
     logger.info(log.serving_socket_mode())
     try:
-        handler.start()
+        handler.connect()
+        stop.wait()  # Ctrl-C raises KeyboardInterrupt out of the wait
     finally:
-        handler.close()
+        handler.close()  # no new events from here on
+        watcher.stop()
+        _drain(bot, settings.shutdown_timeout)
         store.close()
+
+
+def _on_sighup(reload: Callable[[], None]) -> None:
+    """SIGHUP checks the index for a new build at once (the watcher also polls by itself)."""
+
+    def handle(*_: object) -> None:
+        logger.info(log.reload_requested())
+        reload()
+
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        signal.signal(signal.SIGHUP, handle)
+
+
+def _drain(bot: Bot, timeout: float) -> None:
+    logger.info(log.shutting_down(timeout))
+    logger.info(log.shut_down(bot.shutdown(timeout)))
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
@@ -114,8 +145,9 @@ class HttpSurface:
         self.settings = settings
         self._load_engine = load_engine
         self._client = client
-        self.app: App | None = None
+        self.bot: Bot | None = None
         self.store: Store | None = None
+        self.watcher: IndexWatcher | None = None
         self.error: BaseException | None = None
         self.ready = threading.Event()
         self.on_failure: Callable[[], None] = lambda: None
@@ -128,12 +160,31 @@ class HttpSurface:
             lifespan=self._lifespan,
         )
 
+    @property
+    def app(self) -> App | None:
+        return self.bot.app if self.bot is not None else None
+
     @asynccontextmanager
     async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
         threading.Thread(target=self.load, name="ban-bot-engine-loader", daemon=True).start()
         yield
+        # uvicorn has stopped accepting connections and finished the requests in flight, so
+        # every event it acknowledged has been admitted: finish those answers.
+        await run_in_threadpool(self.shutdown)
+
+    def shutdown(self) -> None:
+        """Stop reloading, finish the answers in flight (bounded), close the store."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.bot is not None:
+            _drain(self.bot, self.settings.shutdown_timeout)
         if self.store is not None:
             self.store.close()
+
+    def request_reload(self) -> None:
+        """Check the index for a new build now (SIGHUP); nothing to do while still loading."""
+        if self.watcher is not None:
+            self.watcher.request()
 
     def load(self) -> None:
         """Load the engine, open the store and build the bolt app; then report ready."""
@@ -142,7 +193,10 @@ class HttpSurface:
         try:
             engine = self._load_engine(self.settings)
             self.store = Store.open(self.settings)
-            self.app = create_app(self.settings, engine, store=self.store, client=self._client)
+            self.bot = build_bot(self.settings, engine, store=self.store, client=self._client)
+            self.watcher = IndexWatcher(
+                engine, self.settings.index_dir, interval=self.settings.reload_interval
+            ).start()
         except BaseException as e:
             self.error = e
             logger.error(log.engine_failed(), exc_info=True)
@@ -176,7 +230,14 @@ def serve_http(settings: Settings, *, port: int) -> None:
     surface = HttpSurface(settings)
     # log_config=None: uvicorn logs through the root handlers, which scrub secrets.
     config = uvicorn.Config(
-        surface.asgi, host=settings.host, port=port, log_config=None, lifespan="on"
+        surface.asgi,
+        host=settings.host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        # On SIGTERM uvicorn stops accepting, then waits this long for the requests in flight
+        # (acknowledgements: milliseconds); the lifespan shutdown then finishes the answers.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
     )
     server = uvicorn.Server(config)
 
@@ -184,6 +245,10 @@ def serve_http(settings: Settings, *, port: int) -> None:
         server.should_exit = True
 
     surface.on_failure = stop
+    _on_sighup(surface.request_reload)
+    # uvicorn handles SIGTERM itself (graceful shutdown), then raises it again once done so that
+    # the default action ends the process; by then everything is finished, so exit 0 instead.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     logger.info(log.serving_http(settings.host, port))
     server.run()
     if surface.error is not None:

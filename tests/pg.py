@@ -56,7 +56,8 @@ def find_bin_dir() -> Path:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -178,7 +179,7 @@ def start_server(*, durable: bool = False) -> PostgresServer:
     root = Path(tempfile.mkdtemp(prefix="ban-bot-pg-"))
     if os.geteuid() == 0:
         shutil.chown(root, user=RUN_AS)
-    server = PostgresServer(bin_dir, root, _free_port(), secrets.token_urlsafe(16))
+    server = PostgresServer(bin_dir, root, free_port(), secrets.token_urlsafe(16))
     started = time.monotonic()
     try:
         server.start(durable=durable)

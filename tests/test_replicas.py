@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 from mock_slack import BOT_USER_ID, MockWebApi, signed_headers
 from mock_slack.signing import event_body
-from pg import PostgresServer
+from pg import PostgresServer, free_port
 from slack_harness import BOT_TOKEN, SIGNING_SECRET, USER, Reply, http
 
 from bot.config import Settings
@@ -29,12 +28,6 @@ from bot.store import Store
 BAN_BOT = str(Path(sys.executable).with_name("ban-bot"))
 UPDATES = "when do kaspersky updates stop?"
 MENTIONS = re.compile(r'^ban_bot_questions_total\{surface="slack:mention"\} (\S+)$', re.M)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -71,7 +64,7 @@ class Replica:
 
 
 def _start(name: str, env: dict[str, str], cwd: Path) -> Replica:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [BAN_BOT, "serve", "--http", "--port", str(port)],
         env={**env, "BAN_BOT_DATA_DIR": str(cwd / "data")},  # each replica its own data folder

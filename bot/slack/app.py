@@ -21,16 +21,12 @@ from typing import TYPE_CHECKING
 from slack_bolt import App
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from bot import metrics
 from bot.config import ConfigError, Settings
 from bot.ratelimit import UserRateLimit
 from bot.slack import listeners
+from bot.slack.retries import retry_handlers
 from bot.slack.workers import WorkerPool
 from bot.store import Store
 
@@ -38,9 +34,10 @@ if TYPE_CHECKING:
     from bot.answer import Engine
 
 SLACK_API_URL = WebClient.BASE_URL  # "https://slack.com/api/"
-# "Try again" and "slow down" notices: one thread is plenty, and a full notice queue means Slack
-# itself is not keeping up, so further notices are only logged.
+# "Try again" and "slow down" notices: one thread is plenty (a notice is one short post), and
+# when this many are waiting Slack itself is not keeping up, so further ones are only logged.
 NOTICE_WORKERS = 1
+NOTICE_QUEUE = 100
 logger = logging.getLogger("bot.slack")
 
 
@@ -65,7 +62,7 @@ def build_services(settings: Settings, engine: Engine, store: Store) -> Services
         engine=engine,
         store=store,
         answers=WorkerPool(workers=settings.workers, queue_size=settings.queue_size, name="answer"),
-        notices=WorkerPool(workers=NOTICE_WORKERS, queue_size=settings.queue_size, name="notice"),
+        notices=WorkerPool(workers=NOTICE_WORKERS, queue_size=NOTICE_QUEUE, name="notice"),
         limiter=UserRateLimit(per_minute=settings.rate_limit_per_minute),
     )
 
@@ -94,11 +91,7 @@ def build_client(settings: Settings) -> WebClient:
     return WebClient(
         token=settings.slack_bot_token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
-        retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(max_retry_count=2),
-            ConnectionErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=retry_handlers(),
     )
 
 

@@ -8,6 +8,8 @@ Usage::
         client.chat_postMessage(channel="C1", text="hi")
         [call] = api.calls_to("chat.postMessage")
         api.fail_next("chat.postMessage", status=429, retry_after=1)
+        api.delay("chat.postMessage", 2.0)       # a slow Slack: answer each call after 2 s
+        api.on_call = lambda call: ...           # see each call as it arrives (load runs)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Call:
     path: str
     body: dict[str, Any]
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     @property
     def api(self) -> str:
@@ -89,7 +92,9 @@ class MockWebApi:
 
     socket_mode_url: str | None = None
     calls: list[Call] = field(default_factory=list)
+    on_call: Callable[[Call], None] | None = None
     _faults: dict[str, _Fault] = field(default_factory=dict)
+    _delays: dict[str, float] = field(default_factory=dict)
     _lock: threading.Condition = field(default_factory=threading.Condition)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -132,10 +137,16 @@ class MockWebApi:
         with self._lock:
             self._faults[api] = _Fault(status, retry_after, times)
 
+    def delay(self, api: str, seconds: float) -> None:
+        """Answer every later call to ``api`` only after ``seconds`` (0 for no delay)."""
+        with self._lock:
+            self._delays[api] = seconds
+
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
             self._faults.clear()
+            self._delays.clear()
 
     # -- assertions
     def calls_to(self, api: str) -> list[Call]:
@@ -185,7 +196,12 @@ class MockWebApi:
                 if fault.times <= 0:
                     del self._faults[call.api]
             self._lock.notify_all()
-            return fault
+            delay = self._delays.get(call.api, 0.0)
+        if self.on_call is not None:
+            self.on_call(call)
+        if delay:
+            time.sleep(delay)
+        return fault
 
     def _answer(self, call: Call) -> dict[str, Any]:
         api, body = call.api, call.body

@@ -24,6 +24,7 @@ from bot.slack.blocks import (
     parse_feedback_value,
 )
 from bot.slack.listeners.common import ack_now, admit, apologize, record_question, timed
+from bot.slack.retries import ResponseUrl
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from bot.slack.app import Services
 
 
-Work = Callable[[dict[str, Any], dict[str, Any], "WebClient", Respond, logging.Logger], None]
+Work = Callable[[dict[str, Any], dict[str, Any], "WebClient", ResponseUrl, logging.Logger], None]
 
 
 def register(app: App, services: Services) -> None:
@@ -48,13 +49,14 @@ def register(app: App, services: Services) -> None:
             logger: logging.Logger,
         ) -> None:
             ack_now(ack)
+            reply_url = ResponseUrl(respond)  # bolt's respond would not notice a failed reply
             admit(
                 services,
-                lambda: work(body, action, client, respond, logger),
+                lambda: work(body, action, client, reply_url, logger),
                 where=where,
                 logger=logger,
                 user_id=(body.get("user") or {}).get("id"),
-                notify=_private_reply(body, client, respond),
+                notify=_private_reply(body, client, reply_url),
                 rate_limited=rate_limited,
             )
 
@@ -65,7 +67,7 @@ def register(app: App, services: Services) -> None:
             body: dict[str, Any],
             action: dict[str, Any],
             client: WebClient,
-            respond: Respond,
+            respond: ResponseUrl,
             logger: logging.Logger,
         ) -> None:
             reply = _private_reply(body, client, respond)
@@ -89,7 +91,7 @@ def register(app: App, services: Services) -> None:
         body: dict[str, Any],
         action: dict[str, Any],
         client: WebClient,
-        respond: Respond,
+        respond: ResponseUrl,
         logger: logging.Logger,
     ) -> None:
         try:
@@ -106,7 +108,7 @@ def register(app: App, services: Services) -> None:
         body: dict[str, Any],
         action: dict[str, Any],
         client: WebClient,
-        respond: Respond,
+        respond: ResponseUrl,
         logger: logging.Logger,
     ) -> None:
         question = action.get("value", "")
@@ -137,7 +139,7 @@ def _is_private(body: dict[str, Any]) -> bool:
 
 
 def _private_reply(
-    body: dict[str, Any], client: WebClient, respond: Respond
+    body: dict[str, Any], client: WebClient, respond: ResponseUrl
 ) -> Callable[[Message], None]:
     """A reply only the clicking user sees: in the thread of a channel message, or through
     ``response_url`` for a message that is itself private."""

@@ -18,6 +18,7 @@ from slack_bolt import Ack, Respond
 from bot.handlers import Message, ask_command, deadlines_command, help_message
 from bot.slack.blocks import ASK, DEADLINES, HELP
 from bot.slack.listeners.common import ack_now, admit, apologize, record_question, timed
+from bot.slack.retries import ResponseUrl
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -31,8 +32,10 @@ def register(app: App, services: Services) -> None:
         ack_now(ack)
         user_id = command.get("user_id")
 
+        reply_url = ResponseUrl(respond)  # bolt's respond would not notice a failed reply
+
         def reply(message: Message) -> None:
-            respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+            reply_url(response_type="ephemeral", replace_original=False, **message.as_kwargs())
 
         def answer() -> None:
             try:

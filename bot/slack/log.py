@@ -76,7 +76,7 @@ def engine_ready(seconds: float) -> str:
 
 
 def engine_failed() -> str:
-    return "Could not load the answer engine; /healthz stays 503"
+    return "Could not load the answer engine"
 
 
 def serving_http(host: str, port: int) -> str:

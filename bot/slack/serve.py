@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import ConfigError, Settings
+from bot.index import IndexProblem
 from bot.logs import configure_logging
 from bot.metrics import metrics_app
 from bot.reload import IndexWatcher
@@ -197,6 +198,12 @@ class HttpSurface:
             self.watcher = IndexWatcher(
                 engine, self.settings.index_dir, interval=self.settings.reload_interval
             ).start()
+        except (IndexProblem, ConfigError) as e:
+            # Errors a user can fix: their one clear sentence, without a traceback.
+            self.error = e
+            logger.error("%s: %s", log.engine_failed(), e)
+            self.on_failure()
+            return
         except BaseException as e:
             self.error = e
             logger.error(log.engine_failed(), exc_info=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,9 @@ class LexicalScorer:
         import snowballstemmer
 
         self._stem = snowballstemmer.stemmer("english").stemWord
+        # A snowballstemmer stemmer keeps its working state on the instance: two threads stemming
+        # at once raise IndexError or, worse, return wrong stems. Slack answers on several threads.
+        self._stem_lock = threading.Lock()
         docs = [
             set(self._terms(" ".join([e.id, *e.questions, e.answer, *e.keywords]))) for e in entries
         ]
@@ -91,7 +95,9 @@ class LexicalScorer:
         self._fixes: dict[str, str | None] = {}
 
     def _terms(self, text: str) -> list[str]:
-        return [self._stem(t) for t in tokenize(text.replace("-", " "))]
+        words = tokenize(text.replace("-", " "))
+        with self._stem_lock:
+            return [self._stem(t) for t in words]
 
     def _correct(self, term: str) -> str | None:
         if term in self.idf:

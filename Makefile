@@ -48,5 +48,12 @@ eval: index
 bench: index
 	$(BIN)/python -m bot.bench
 
+# HTTP mode under load (tests/load.py): MENTIONS signed @mentions from CLIENTS concurrent clients
+# against the local Slack Web API stand-in, on 127.0.0.1 only; exits 1 when a target is missed.
+MENTIONS ?= 600
+CLIENTS  ?= 20
+load: index
+	$(BIN)/python tests/load.py --mentions $(MENTIONS) --clients $(CLIENTS)
+
 clean:
 	rm -rf $(VENV) index/CURRENT index/builds

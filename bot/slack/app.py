@@ -37,7 +37,7 @@ SLACK_API_URL = WebClient.BASE_URL  # "https://slack.com/api/"
 # "Try again" and "slow down" notices: one thread is plenty (a notice is one short post), and
 # when this many are waiting Slack itself is not keeping up, so further ones are only logged.
 NOTICE_WORKERS = 1
-NOTICE_QUEUE = 100
+NOTICE_QUEUE = 1000
 logger = logging.getLogger("bot.slack")
 
 

@@ -99,8 +99,7 @@ class MockWebApi:
     _ts: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
         )
@@ -227,6 +226,13 @@ class MockWebApi:
         if api == "views.publish":
             return {"ok": True, "view": {"id": "V0001", "type": "home"}}
         return {"ok": True}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Slack does not refuse connections: a deep backlog, so that bursts of calls under load
+    # (make load) queue here rather than fail with the stdlib's default of 5.
+    request_queue_size = 256
 
 
 def _handler_for(api: MockWebApi) -> type[BaseHTTPRequestHandler]:

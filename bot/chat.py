@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from bot.config import Settings
 from bot.handlers import Message, error_message, new_error_id, question_message, run_command
 from bot.slack import log
-from bot.slack.blocks import COMMANDS, FOLLOW_UP_PATTERN
+from bot.slack.blocks import COMMANDS, FOLLOW_UP_PATTERN, echo
 
 if TYPE_CHECKING:
     from bot.answer import Engine
@@ -85,7 +85,8 @@ def reply_to(engine: Engine, line: str) -> Message:
             return run_command(engine, name.lower(), rest)
         except KeyError:
             known = ", ".join(c for c, _, _ in COMMANDS)
-            return Message(text=f"Unknown command {html.escape(name)}. Try {known}.", blocks=[])
+            # Shortened: the whole line would otherwise come back, however long it is.
+            return Message(text=f"Unknown command {echo(name, 40)}. Try {known}.", blocks=[])
     return question_message(engine, line)
 
 

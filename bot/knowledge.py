@@ -339,8 +339,13 @@ def _parse_file(path: Path, display: str) -> tuple[list[Entry], list[TimelineEve
         where = f", line {mark.line + 1}" if mark is not None else ""
         problem = e.problem or e.context or "invalid YAML"
         raise KnowledgeError(f"{display}{where}: YAML syntax error: {problem}.") from None
+    except yaml.reader.ReaderError as e:  # its own message spans two lines
+        code = e.character if isinstance(e.character, int) else ord(e.character[:1] or b"?")
+        raise KnowledgeError(
+            f"{display}: YAML does not allow the character U+{code:04X} (position {e.position})."
+        ) from None
     except (yaml.YAMLError, ValueError) as e:
-        raise KnowledgeError(f"{display}: YAML error: {e}.") from None
+        raise KnowledgeError(f"{display}: YAML error: {' '.join(str(e).split())}.") from None
     if data is None:
         return [], []
     if not isinstance(data, dict):

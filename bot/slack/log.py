@@ -85,3 +85,11 @@ def serving_http(host: str, port: int) -> str:
 
 def serving_socket_mode() -> str:
     return "Connecting to Slack over Socket Mode"
+
+
+def malformed_request(problem: str) -> str:
+    return f"Refused a signed but malformed request (400): {problem}"
+
+
+def no_response_url(where: str) -> str:
+    return f"Cannot answer ({where}): the request has no usable response_url"

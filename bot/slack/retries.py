@@ -13,6 +13,7 @@ Usage::
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_bolt import Respond
 from slack_sdk.http_retry import RetryHandler
@@ -65,6 +66,15 @@ class ResponseUrl:
 
     def __init__(self, respond: Respond) -> None:
         self._respond = respond
+
+    @property
+    def usable(self) -> bool:
+        """Is there an http(s) URL to reply to? (Slack always sends one with a slash command.)"""
+        url = self._respond.response_url
+        if not isinstance(url, str):
+            return False
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.netloc)
 
     def __call__(self, **message: Any) -> None:
         """Send ``message`` (``text``, ``blocks``, ``response_type``, ``replace_original``,

@@ -23,11 +23,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -152,6 +153,8 @@ class HttpSurface:
         self.error: BaseException | None = None
         self.ready = threading.Event()
         self.on_failure: Callable[[], None] = lambda: None
+        # The same check bolt makes, done first so that only signed requests are looked into.
+        self._verifier = SignatureVerifier(settings.slack_signing_secret or "")
         self.asgi = Starlette(
             routes=[
                 Route(EVENTS_PATH, self.slack_events, methods=["POST"]),
@@ -224,10 +227,59 @@ class HttpSurface:
             # Slack retries a 503 later; by then the engine is there.
             return JSONResponse({"ok": False, "status": "loading"}, status_code=503)
         body = await request.body()
+        if not self._verifier.is_valid_request(body, dict(request.headers)):
+            return Response(status_code=401)  # as bolt would: nothing about the body is told
+        try:
+            bolt_request = to_bolt_request(request, body)
+        except Exception as e:  # bolt parses as it builds the request; junk raises there
+            return self._malformed(type(e).__name__)
+        problem = malformed(bolt_request.body)
+        if problem:
+            return self._malformed(problem)
         # bolt's App is synchronous: run it on a worker thread so the event loop stays free for
         # other requests (the Starlette adapter's own handler would block it).
-        bolt_response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+        bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
         return to_starlette_response(bolt_response)
+
+    def _malformed(self, problem: str) -> Response:
+        logger.warning(log.malformed_request(problem))
+        return JSONResponse({"ok": False, "error": "malformed request"}, status_code=400)
+
+
+# What bolt reads from a request without checking its type first (a signed request is Slack's,
+# which never sends these shapes; bolt would answer 500 and log an error).
+_OBJECTS = ("event", "user", "channel", "team", "enterprise", "container", "message", "view")
+_LISTS = ("authorizations", "actions")
+_STRINGS = ("type", "command", "callback_id", "event_id")
+
+
+def malformed(body: Any) -> str | None:
+    """Why bolt cannot handle a parsed request body, or ``None`` when it can.
+
+    Usage: ``malformed({"event": None})`` -> ``"'event' is not an object"``
+    """
+    if not isinstance(body, dict):
+        return "the body is not an object"
+    for key in _OBJECTS:
+        if key in body and not isinstance(body[key], dict):
+            return f"{key!r} is not an object"
+    for key in _LISTS:
+        value = body.get(key)
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(v, dict) for v in value)
+        ):
+            return f"{key!r} is not a list of objects"
+    for key in _STRINGS:
+        if key in body and not isinstance(body[key], str):
+            return f"{key!r} is not a string"
+    event = body.get("event")
+    if event is not None and "type" in event and not isinstance(event["type"], str):
+        return "the event's 'type' is not a string"
+    if body.get("type") == "block_actions":
+        actions = body.get("actions") or []
+        if not actions or not all(isinstance(a.get("action_id"), str) for a in actions):
+            return "a block action without an 'action_id'"
+    return None
 
 
 def serve_http(settings: Settings, *, port: int) -> None:

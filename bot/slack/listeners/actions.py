@@ -16,6 +16,7 @@ from slack_bolt import Ack, Respond
 
 from bot import metrics
 from bot.handlers import Message, ask_command, feedback_thanks, question_message, shared_answer
+from bot.slack import log
 from bot.slack.blocks import (
     FEEDBACK_DOWN,
     FEEDBACK_UP,
@@ -50,6 +51,9 @@ def register(app: App, services: Services) -> None:
         ) -> None:
             ack_now(ack)
             reply_url = ResponseUrl(respond)  # bolt's respond would not notice a failed reply
+            if _is_private(body) and not reply_url.usable:
+                logger.warning(log.no_response_url(where))
+                return
             admit(
                 services,
                 lambda: work(body, action, client, reply_url, logger),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, Respond
 
 from bot.handlers import Message, ask_command, deadlines_command, help_message
+from bot.slack import log
 from bot.slack.blocks import ASK, DEADLINES, HELP
 from bot.slack.listeners.common import ack_now, admit, apologize, record_question, timed
 from bot.slack.retries import ResponseUrl
@@ -33,6 +34,9 @@ def register(app: App, services: Services) -> None:
         user_id = command.get("user_id")
 
         reply_url = ResponseUrl(respond)  # bolt's respond would not notice a failed reply
+        if not reply_url.usable:
+            logger.warning(log.no_response_url(ASK))
+            return
 
         def reply(message: Message) -> None:
             reply_url(response_type="ephemeral", replace_original=False, **message.as_kwargs())

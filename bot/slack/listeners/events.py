@@ -110,13 +110,23 @@ def register(app: App, services: Services) -> None:
 
 
 def _from_a_bot(event: dict[str, Any], context: BoltContext) -> bool:
-    """Bots (this one included), and anything that is not a person writing a message."""
+    """Bots (this one included), anything that is not a person writing a message, and anything
+    not shaped like one (Slack never sends those; a signed request still must not crash us)."""
     return (
-        bool(event.get("bot_id"))
+        not _shaped_like_a_message(event)
+        or bool(event.get("bot_id"))
         or event.get("subtype") not in _PERSON_SUBTYPES
         or (context.bot_user_id is not None and event.get("user") == context.bot_user_id)
-        or not event.get("user")
     )
+
+
+def _shaped_like_a_message(event: dict[str, Any]) -> bool:
+    required = all(isinstance(event.get(k), str) and event[k] for k in ("user", "channel", "ts"))
+    optional = all(
+        isinstance(event.get(k), str | None)
+        for k in ("text", "thread_ts", "subtype", "channel_type")
+    )
+    return required and optional
 
 
 def answer_in(

@@ -27,10 +27,13 @@ def register(app: App, services: Services) -> None:
     def on_home_opened(event: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
         if event.get("tab", "home") != "home":
             return  # the Messages tab needs nothing published
+        user = event.get("user")
+        if not isinstance(user, str) or not user:
+            return  # Slack always names the user; nobody to publish for otherwise
 
         def publish() -> None:
             try:
-                client.views_publish(user_id=event["user"], view=home_view(services.engine))
+                client.views_publish(user_id=user, view=home_view(services.engine))
             except Exception:
                 # No channel to apologize in: the log has it, and the next open tries again.
                 logger.exception(log.error_answering("app home", new_error_id()))

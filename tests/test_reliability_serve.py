@@ -1,7 +1,7 @@
 """``ban-bot serve --http`` as a real process: hot reload after ``ban-bot index build`` while
 questions keep coming, a corrupt or mismatched build at reload kept out with the reason logged,
 SIGHUP, a corrupt index at start-up stopping with one clear line, and SIGTERM finishing the
-answers in flight before exiting 0."""
+answers in flight before exiting 0 (in Socket Mode too)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from mock_slack import BOT_USER_ID, MockWebApi, signed_headers
+from mock_slack import BOT_USER_ID, MockSocketMode, MockWebApi, signed_headers
 from mock_slack.signing import event_body
-from slack_harness import BOT_TOKEN, SIGNING_SECRET, USER, Reply, http
+from slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, USER, Reply, http
 
 from bot.config import Settings
 from bot.index import CURRENT, current_build
@@ -290,3 +290,63 @@ def test_a_corrupt_index_at_start_up_stops_with_one_clear_line(
     last = server.logged().strip().splitlines()[-1]
     assert last.startswith("Error: ") and "vectors.faiss does not match its manifest" in last
     assert "ban-bot index build" in last and "Traceback" not in server.logged()
+
+
+def test_socket_mode_sigterm_finishes_the_answer_in_flight_then_exits_0(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    knowledge, index = folders
+    with MockWebApi() as api, MockSocketMode() as sm:
+        api.socket_mode_url = sm.url
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")},
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "SLACK_API_URL": api.url,
+            "BAN_BOT_INDEX_DIR": str(index),
+            "BAN_BOT_KNOWLEDGE_DIR": str(knowledge),
+            "BAN_BOT_DATA_DIR": str(tmp_path / "data"),
+            "LOG_LEVEL": "DEBUG",
+        }
+        log = tmp_path / "socket-mode.log"
+        with open(log, "wb") as stderr:
+            process = subprocess.Popen(
+                [BAN_BOT, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=stderr
+            )
+        try:
+            sm.wait_connected(60)
+            api.delay("chat.postMessage", 1.5)
+            ts = "1710009999.000001"
+            event = {
+                "type": "app_mention",
+                "user": USER,
+                "text": f"<@{BOT_USER_ID}> {UPDATES}",
+                "ts": ts,
+                "channel": "C0GENERAL",
+            }
+            envelope = {
+                "envelope_id": "env-sigterm",
+                "type": "events_api",
+                "payload": json.loads(event_body(event)),
+                "accepts_response_payload": False,
+                "retry_attempt": 0,
+            }
+            sm.send(envelope)
+            sm.wait_for_ack("env-sigterm")
+            api.wait_for("chat.postMessage")  # being posted, slowly
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(20) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        logged = log.read_text(errors="replace")
+        assert "Shut down cleanly" in logged and "Traceback" not in logged, logged[-3000:]
+        for secret in (BOT_TOKEN, APP_TOKEN):
+            assert secret not in logged
+    store = Store.open(Settings(data_dir=tmp_path / "data"), prune_every=None)
+    try:
+        [logged_question] = store.questions()  # logged once Slack had accepted the answer
+        assert logged_question.question == UPDATES
+    finally:
+        store.close()

@@ -21,9 +21,17 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 from fakes import FakeEmbedder
+from hypothesis import settings as hypothesis_settings
 from pg import database_url, postgres  # noqa: F401  (fixtures: a real PostgreSQL server)
 
 from bot.config import ROOT, Settings
+
+# Locally, fuzzing explores new examples on every run (and keeps finding bugs); in CI the same
+# examples every time, so a submission's result is reproducible. Each test's own @settings
+# (example counts, deadlines) still apply on top.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MINI_KNOWLEDGE = FIXTURES / "knowledge"

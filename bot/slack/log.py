@@ -93,3 +93,7 @@ def malformed_request(problem: str) -> str:
 
 def no_response_url(where: str) -> str:
     return f"Cannot answer ({where}): the request has no usable response_url"
+
+
+def click_without_user_or_channel(where: str) -> str:
+    return f"Ignored a button click ({where}) without a user or channel id: not one Slack sends"

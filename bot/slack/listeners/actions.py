@@ -50,6 +50,11 @@ def register(app: App, services: Services) -> None:
             logger: logging.Logger,
         ) -> None:
             ack_now(ack)
+            # Slack's clicks always name the user, and the channel of a message in one; a body
+            # without them (fuzzing found such) cannot be answered, stored or apologised to.
+            if not _id_of(body, "user") or (not _is_private(body) and not _id_of(body, "channel")):
+                logger.warning(log.click_without_user_or_channel(where))
+                return
             reply_url = ResponseUrl(respond)  # bolt's respond would not notice a failed reply
             if _is_private(body) and not reply_url.usable:
                 logger.warning(log.no_response_url(where))
@@ -134,6 +139,13 @@ def register(app: App, services: Services) -> None:
             apologize("follow-up", logger, _private_reply(body, client, respond))
 
     app.action(FOLLOW_UP_PATTERN)(queued("follow-up", follow_up, rate_limited=True))
+
+
+def _id_of(body: dict[str, Any], key: str) -> str | None:
+    """``body[key]["id"]`` when it is a non-empty string (user, channel), else ``None``."""
+    part = body.get(key)
+    value = part.get("id") if isinstance(part, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def _is_private(body: dict[str, Any]) -> bool:

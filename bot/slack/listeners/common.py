@@ -134,8 +134,8 @@ def working_reaction(
         try:
             client.reactions_add(channel=channel, timestamp=ts, name=WORKING_REACTION)
             added.set()
-        except SlackApiError as e:
-            logger.warning(log.reaction_failed(WORKING_REACTION, str(e.response.get("error"))))
+        except Exception as e:  # cosmetic: Slack refusing or unreachable must not kill a thread
+            logger.warning(log.reaction_failed(WORKING_REACTION, _reason(e)))
 
     timer = threading.Timer(after, add)
     timer.daemon = True
@@ -148,8 +148,15 @@ def working_reaction(
         if added.is_set():
             try:
                 client.reactions_remove(channel=channel, timestamp=ts, name=WORKING_REACTION)
-            except SlackApiError as e:
-                logger.warning(log.reaction_failed(WORKING_REACTION, str(e.response.get("error"))))
+            except Exception as e:
+                logger.warning(log.reaction_failed(WORKING_REACTION, _reason(e)))
+
+
+def _reason(error: Exception) -> str:
+    """Slack's error code for an API refusal, else the kind of failure (connection, timeout)."""
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error"))
+    return type(error).__name__
 
 
 def timed(build: Callable[[], Message]) -> tuple[Message, float]:

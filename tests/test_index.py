@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,3 +210,28 @@ def test_progress_bar_on_a_terminal_only(mini_settings: Settings) -> None:
         [sys.executable, "-m", "bot", *args, "--force"], capture_output=True, text=True, timeout=300
     )
     assert piped.returncode == 0 and "%|" not in piped.stderr
+
+
+@pytest.mark.slow
+def test_another_model_from_a_local_folder(mini_settings: Settings, tmp_path: Path) -> None:
+    """``--model`` / BAN_BOT_MODEL take a local sentence-transformers folder; the manifest records
+    it, its weights hash and its own ONNX export, and the default then reads as a mismatch."""
+    from bot.answer import Engine
+    from bot.embedding import bundled_model_dir, sha256_file
+
+    other = tmp_path / "my-model"
+    shutil.copytree(bundled_model_dir(), other)
+    r = subprocess.run(
+        [sys.executable, "-m", "bot", "index", "build", "--knowledge",
+         str(mini_settings.knowledge_dir), "--index", str(mini_settings.index_dir)],
+        env={**os.environ, "BAN_BOT_MODEL": str(other)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    manifest = load_index(mini_settings.index_dir).manifest
+    assert manifest["model"]["name"] == str(other.resolve())
+    assert manifest["model"]["weights_sha256"] == sha256_file(other / "model.safetensors")
+    assert manifest["query_encoder"]["kind"] == "onnx"
+    assert any("built with model" in p for p in check_index(mini_settings))
+    engine = Engine.load(mini_settings)
+    assert engine.answer("when do kaspersky updates stop?").entry_id == "updates-cutoff"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -74,7 +73,7 @@ class Report:
         return "\n".join(lines)
 
 
-def load_cases(path: Path, *, known_ids: set[str] | None = None) -> Suite:
+def load_cases(path: Path) -> Suite:
     """Read a cases file; a malformed case is reported by its number and question."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -102,12 +101,6 @@ def load_cases(path: Path, *, known_ids: set[str] | None = None) -> Suite:
             raise KnowledgeError(
                 f"{path}: case #{i} ({case.q!r}) needs either 'expect' ids or 'decline: true'."
             )
-        if known_ids is not None:
-            for entry_id in case.expect:
-                if entry_id not in known_ids:
-                    raise KnowledgeError(
-                        f"{path}: case #{i} ({case.q!r}) expects unknown entry {entry_id!r}."
-                    )
         cases.append(case)
     return Suite(tuple(cases), thresholds, Path(path))
 
@@ -177,30 +170,3 @@ def evaluate(engine: Engine, suite: Suite) -> Report:
     report = score(suite.cases, answers)
     report.thresholds = dict(suite.thresholds)
     return report
-
-
-def sweep_min_score(engine: Engine, suite: Suite) -> list[dict[str, Any]]:
-    """Metrics at a range of decline thresholds (for calibrating ``DEFAULT_MIN_SCORE``)."""
-    original = engine.min_score
-    rows = []
-    try:
-        engine.min_score = -1.0
-        base = engine.answer_many([c.q for c in suite.cases])
-        for step in range(30, 71, 2):
-            limit = step / 100
-            engine.min_score = limit
-            answers = [a if a.score >= limit else _declined(engine, a) for a in base]
-            rows.append({"min_score": limit, **score(suite.cases, answers).metrics})
-    finally:
-        engine.min_score = original
-    return rows
-
-
-def _declined(engine: Engine, a: Answer) -> Answer:
-    return Answer(
-        question=a.question,
-        text=engine.decline_text(a.question),
-        declined=True,
-        score=a.score,
-        entry_ids=a.entry_ids,
-    )

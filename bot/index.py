@@ -222,17 +222,24 @@ def _previous(index_dir: Path) -> LoadedIndex | None:
         return None
 
 
-def _cleanup(index_dir: Path, keep: str) -> None:
-    builds = index_dir / BUILDS
-    # Leftovers of interrupted builds, then all but the newest KEEP_BUILDS finished ones.
-    for tmp in builds.glob(".tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
-    done = sorted(
-        (p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".")),
+def _finished_builds(index_dir: Path, *, besides: str | None) -> list[Path]:
+    """Finished build folders other than ``besides``, newest first (temporary ones excluded)."""
+    return sorted(
+        (
+            p
+            for p in (index_dir / BUILDS).iterdir()
+            if p.is_dir() and not p.name.startswith(".") and p.name != besides
+        ),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
-    for old in [p for p in done if p.name != keep][KEEP_BUILDS - 1 :]:
+
+
+def _cleanup(index_dir: Path, keep: str) -> None:
+    # Leftovers of interrupted builds, then all but the newest KEEP_BUILDS finished ones.
+    for tmp in (index_dir / BUILDS).glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in _finished_builds(index_dir, besides=keep)[KEEP_BUILDS - 1 :]:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -399,16 +406,7 @@ def _query_encoder(spec: ModelSpec, out: Path, previous: LoadedIndex | None) -> 
 def rollback(index_dir: Path) -> str:
     """Make the previous finished build live again; returns its id."""
     live = current_build(index_dir)
-    builds = sorted(
-        (
-            p
-            for p in (index_dir / BUILDS).iterdir()
-            if p.is_dir() and not p.name.startswith(".") and p != live
-        ),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for candidate in builds:
+    for candidate in _finished_builds(index_dir, besides=live.name if live else None):
         try:
             verify_files(candidate, read_manifest(candidate))
         except IndexProblem:

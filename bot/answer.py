@@ -197,12 +197,7 @@ class Engine:
 
     def answer(self, question: str) -> Answer:
         """Answer one question (Slack markup and control characters are stripped first)."""
-        clean = clean_question(question)
-        if not clean:
-            return Answer(question=clean, text=self.decline_text(""), declined=True, score=0.0)
-        state = self._state
-        vector = state.encoder.encode([clean])[0]
-        return self._compose(state, clean, vector)
+        return self.answer_many([question])[0]
 
     def answer_many(self, questions: Sequence[str]) -> list[Answer]:
         """Answer a batch with one encoder call (the CLI's JSON stream)."""
@@ -214,6 +209,7 @@ class Engine:
         it = iter(vectors)
         for q in cleaned:
             if not q:
+                # Nothing left to ask once markup is stripped: invite a question instead.
                 out.append(Answer(question=q, text=self.decline_text(""), declined=True, score=0.0))
             else:
                 out.append(self._compose(state, q, next(it)))

@@ -106,9 +106,9 @@ def _text_sha(text: str) -> str:
 def _rows_for(knowledge: KnowledgeSet) -> list[Row]:
     rows: list[Row] = []
     for entry in knowledge.entries:
-        rows.append(Row(entry.id, "answer", entry.answer, _text_sha(entry.answer)))
-        for q in entry.questions:
-            rows.append(Row(entry.id, "question", q, _text_sha(q)))
+        for i, text in enumerate(entry.texts()):
+            kind = "answer" if entry.factual and i == 0 else "question"
+            rows.append(Row(entry.id, kind, text, _text_sha(text)))
     return rows
 
 

@@ -1,5 +1,8 @@
 """Load and validate the curated knowledge set (``knowledge/*.yaml``) into typed records.
 
+One frozen pydantic model per record serves both as the YAML schema and as the record the rest of
+the bot reads; a mistake ends in one sentence naming the file and the line or entry.
+
 Usage::
 
     ks = load_knowledge(Path("knowledge"))   # raises KnowledgeError with one clear sentence
@@ -13,7 +16,6 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,27 +24,20 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-CATEGORIES: tuple[str, ...] = (
-    "deadline",
-    "authority",
-    "reason",
-    "scope",
-    "guidance",
-    "alternative",
-    "response",
-    "history",
-    "background",
-    "misconception",
-    "unconfirmed",
-)
+# What each category answers, as the help message lists it. Factual categories come first;
+# ``overview`` entries compose points of other entries; the last two are not facts at all.
 CATEGORY_LABELS: dict[str, str] = {
+    "overview": "overviews: what happened, the key dates, what it means for you",
+    "situation": "your situation: home users, businesses, MSPs, government, contractors",
     "deadline": "deadlines and dates",
     "authority": "who acted and under what authority",
     "reason": "the reasons given",
@@ -54,7 +49,15 @@ CATEGORY_LABELS: dict[str, str] = {
     "background": "background",
     "misconception": "common misconceptions",
     "unconfirmed": "what no source confirms",
+    "smalltalk": "greetings and thanks",
+    "out-of-scope": "what I do not cover (product support, other antivirus products)",
 }
+CATEGORIES: tuple[str, ...] = tuple(CATEGORY_LABELS)
+# Replies that state no fact, so they carry no sources: greetings and thanks, and the curated
+# "that is product support, not the ban" declines.
+UNSOURCED_CATEGORIES = frozenset({"smalltalk", "out-of-scope"})
+# Listed in help and App Home: what the bot answers, not how it declines.
+TOPIC_CATEGORIES: tuple[str, ...] = tuple(c for c in CATEGORIES if c not in UNSOURCED_CATEGORIES)
 SourceStatus = Literal["primary", "secondary", "unconfirmed"]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -95,21 +98,31 @@ def _normalise_date(value: Any) -> str:
     return text
 
 
-class _Strict(BaseModel):
+def _check_id(v: str) -> str:
+    if not _ID.match(v):
+        raise ValueError(f"id {v!r} must be lowercase letters, digits and hyphens")
+    return v
+
+
+Ident = Annotated[str, AfterValidator(_check_id)]
+PartialDate = Annotated[str, BeforeValidator(_normalise_date)]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class _Record(BaseModel):
+    """Frozen, strict: an unknown field in the YAML is an error, and records never change."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-class SourceModel(_Strict):
-    title: str = Field(min_length=1)
-    publisher: str = Field(min_length=1)
-    date: str
+class Source(_Record):
+    """Where a fact comes from. ``date`` is ``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY``."""
+
+    title: Text
+    publisher: Text
+    date: PartialDate
     url: str | None = None
     status: SourceStatus
-
-    @field_validator("date", mode="before")
-    @classmethod
-    def _date(cls, v: Any) -> str:
-        return _normalise_date(v)
 
     @field_validator("url")
     @classmethod
@@ -119,23 +132,32 @@ class SourceModel(_Strict):
         return v
 
 
-def _check_id(v: str) -> str:
-    if not _ID.match(v):
-        raise ValueError(f"id {v!r} must be lowercase letters, digits and hyphens")
-    return v
+class Point(_Record):
+    """One sentence of an overview, drawn from (and sourced by) the entry that explains it."""
+
+    text: Text
+    entry: Ident
 
 
-Ident = Annotated[str, AfterValidator(_check_id)]
+class Entry(_Record):
+    """One curated answer with the questions it answers and its sources.
 
+    An ``overview`` entry's ``answer`` is its direct first sentence, and its ``points`` are the two
+    or three facts that follow, each sourced by the entry it names. ``file`` and ``line`` say
+    where the entry was written (set by the loader, never in the YAML).
+    """
 
-class EntryModel(_Strict):
     id: Ident
     category: str
-    answer: str = Field(min_length=1)
-    questions: list[str] = Field(min_length=1)
-    sources: list[SourceModel] = Field(min_length=1)
-    related: list[str] = Field(default_factory=list)
-    keywords: list[str] = Field(default_factory=list)
+    answer: Text
+    questions: tuple[Text, ...] = Field(min_length=1)
+    sources: tuple[Source, ...] = ()
+    related: tuple[Ident, ...] = ()
+    keywords: tuple[str, ...] = ()
+    points: tuple[Point, ...] = ()
+    examples: bool = False  # small talk: follow the reply with example questions
+    file: str = ""
+    line: int = 0
 
     @field_validator("category")
     @classmethod
@@ -144,33 +166,56 @@ class EntryModel(_Strict):
             raise ValueError(f"category {v!r} is not one of: {', '.join(CATEGORIES)}")
         return v
 
-    @field_validator("questions")
-    @classmethod
-    def _questions(cls, v: list[str]) -> list[str]:
-        if any(not q.strip() for q in v):
-            raise ValueError("questions must not be empty")
-        return v
+    @model_validator(mode="after")
+    def _shape(self) -> Entry:
+        if self.category in UNSOURCED_CATEGORIES:
+            if self.sources:
+                raise ValueError(f"a {self.category} reply states no fact, so it takes no sources")
+        elif not self.sources:
+            raise ValueError("missing field 'sources' (every factual entry needs a source)")
+        if self.category == "overview" and len(self.points) < 2:
+            raise ValueError("an overview needs at least 2 points (text and entry)")
+        if self.points and self.category != "overview":
+            raise ValueError("only overview entries have points")
+        if self.examples and self.category != "smalltalk":
+            raise ValueError("only smalltalk entries show examples")
+        return self
+
+    @property
+    def factual(self) -> bool:
+        """Whether the entry states facts (and so is an answer, not small talk or a decline)."""
+        return self.category not in UNSOURCED_CATEGORIES
+
+    def texts(self) -> list[str]:
+        """The texts this entry is found by: its answer and each question phrasing. A reply
+        that states no fact is found by its questions only: its words ("I cover the ban's
+        deadlines...") would otherwise draw in the very questions it must not catch."""
+        return [self.answer, *self.questions] if self.factual else list(self.questions)
+
+    def search_text(self) -> str:
+        """What the lexical scorer reads: the texts, the id's words and the keywords."""
+        words = [self.id, *self.texts()] if self.factual else self.texts()
+        return " ".join([*words, *self.keywords])
 
 
-class TimelineModel(_Strict):
+class TimelineEvent(_Record):
+    """A dated event of the ban's timeline; ``time``/``zone`` pin an exact instant."""
+
     id: Ident
-    date: str
+    date: PartialDate
+    title: Text
+    what: Text
+    sources: tuple[Source, ...] = Field(min_length=1)
     time: str | None = None
     zone: str | None = None
-    title: str = Field(min_length=1)
-    what: str = Field(min_length=1)
     key: bool = False
-    keywords: list[str] = Field(default_factory=list)
-    entry: str | None = None
-    sources: list[SourceModel] = Field(min_length=1)
-
-    @field_validator("date", mode="before")
-    @classmethod
-    def _date(cls, v: Any) -> str:
-        return _normalise_date(v)
+    keywords: tuple[str, ...] = ()
+    entry: Ident | None = None
+    file: str = ""
+    line: int = 0
 
     @model_validator(mode="after")
-    def _time_zone(self) -> TimelineModel:
+    def _time_zone(self) -> TimelineEvent:
         if self.time is not None:
             if not _TIME.match(self.time):
                 raise ValueError(f"time {self.time!r} must be HH:MM (24-hour)")
@@ -186,110 +231,42 @@ class TimelineModel(_Strict):
         return self
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a fact comes from. ``date`` is ``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY``."""
-
-    title: str
-    publisher: str
-    date: str
-    url: str | None
-    status: str
+_WHERE = frozenset({"file", "line"})
+# Part of the fingerprint: bump it when what an index holds for the same YAML changes (the texts
+# embedded per entry), so that existing indexes are rebuilt rather than served stale.
+SCHEMA_VERSION = 2
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One curated answer with the questions it answers and its sources."""
-
-    id: str
-    category: str
-    answer: str
-    questions: tuple[str, ...]
-    sources: tuple[Source, ...]
-    related: tuple[str, ...] = ()
-    keywords: tuple[str, ...] = ()
-    file: str = ""
-    line: int = 0
-
-    def texts(self) -> list[str]:
-        """The texts embedded for this entry: the answer and each question phrasing."""
-        return [self.answer, *self.questions]
-
-
-@dataclass(frozen=True)
-class TimelineEvent:
-    """A dated event of the ban's timeline; ``time``/``zone`` pin an exact instant."""
-
-    id: str
-    date: str
-    title: str
-    what: str
-    sources: tuple[Source, ...]
-    time: str | None = None
-    zone: str | None = None
-    key: bool = False
-    keywords: tuple[str, ...] = ()
-    entry: str | None = None
-    file: str = ""
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class KnowledgeSet:
+class KnowledgeSet(BaseModel):
     """All entries and timeline events, validated; ``fingerprint`` changes when any content does."""
+
+    model_config = ConfigDict(frozen=True)
 
     entries: tuple[Entry, ...]
     timeline: tuple[TimelineEvent, ...]
     fingerprint: str
-    by_id: dict[str, Entry] = field(default_factory=dict, compare=False, repr=False)
+
+    _by_id: dict[str, Entry] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._by_id = {e.id: e for e in self.entries}
+
+    @property
+    def by_id(self) -> dict[str, Entry]:
+        return self._by_id
 
     @property
     def categories(self) -> list[str]:
+        """The topic categories present (small talk and out-of-scope replies are not topics)."""
         present = {e.category for e in self.entries}
-        return [c for c in CATEGORIES if c in present]
+        return [c for c in TOPIC_CATEGORIES if c in present]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "entries": [asdict(e) for e in self.entries],
-            "timeline": [asdict(t) for t in self.timeline],
-            "fingerprint": self.fingerprint,
-        }
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KnowledgeSet:
-        entries = tuple(_entry_from_dict(d) for d in data["entries"])
-        timeline = tuple(_event_from_dict(d) for d in data["timeline"])
-        return cls.build(entries, timeline, data["fingerprint"])
-
-    @classmethod
-    def build(
-        cls, entries: tuple[Entry, ...], timeline: tuple[TimelineEvent, ...], fingerprint: str
-    ) -> KnowledgeSet:
-        return cls(entries, timeline, fingerprint, {e.id: e for e in entries})
-
-
-def _sources(items: Iterable[dict[str, Any]]) -> tuple[Source, ...]:
-    return tuple(Source(**s) for s in items)
-
-
-def _entry_from_dict(d: dict[str, Any]) -> Entry:
-    d = dict(d)
-    return Entry(
-        **{
-            **d,
-            "questions": tuple(d["questions"]),
-            "sources": _sources(d["sources"]),
-            "related": tuple(d.get("related", ())),
-            "keywords": tuple(d.get("keywords", ())),
-        }
-    )
-
-
-def _event_from_dict(d: dict[str, Any]) -> TimelineEvent:
-    d = dict(d)
-    return TimelineEvent(
-        **{**d, "sources": _sources(d["sources"]), "keywords": tuple(d.get("keywords", ()))}
-    )
+        return cls.model_validate(data)
 
 
 def _describe(err: ValidationError) -> str:
@@ -358,10 +335,11 @@ def _parse_file(path: Path, display: str) -> tuple[list[Entry], list[TimelineEve
         )
     entries: list[Entry] = []
     events: list[TimelineEvent] = []
-    for key, model, sink in (
-        ("entries", EntryModel, entries),
-        ("timeline", TimelineModel, events),
-    ):
+    sinks: tuple[tuple[str, type[_Record], list[Any]], ...] = (
+        ("entries", Entry, entries),
+        ("timeline", TimelineEvent, events),
+    )
+    for key, model, sink in sinks:
         items = data.get(key) or []
         if not isinstance(items, list):
             raise KnowledgeError(f"{display}: '{key}' must be a list.")
@@ -373,26 +351,27 @@ def _parse_file(path: Path, display: str) -> tuple[list[Entry], list[TimelineEve
                 raise KnowledgeError(f"{display}, line {line}: {label} #{i + 1} must be a mapping.")
             ident = raw.get("id")
             name = f"{label} {ident!r}" if ident else f"{label} #{i + 1} (no id)"
+            reserved = sorted(_WHERE & set(raw))
+            if reserved:
+                raise KnowledgeError(
+                    f"{display}, {name} (line {line}): unknown field {reserved[0]!r}."
+                )
             try:
-                parsed = model.model_validate(raw)
+                sink.append(model.model_validate({**raw, "file": display, "line": line}))
             except ValidationError as e:
                 raise KnowledgeError(f"{display}, {name} (line {line}): {_describe(e)}.") from None
-            dumped = parsed.model_dump()
-            if key == "entries":
-                sink.append(_entry_from_dict({**dumped, "file": display, "line": line}))  # type: ignore[arg-type]
-            else:
-                sink.append(_event_from_dict({**dumped, "file": display, "line": line}))  # type: ignore[arg-type]
     return entries, events
 
 
 def _fingerprint(entries: Iterable[Entry], events: Iterable[TimelineEvent]) -> str:
     # Content only: moving an entry to another file or line does not make the index stale.
-    def strip(d: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in d.items() if k not in {"file", "line"}}
+    def content(record: _Record) -> dict[str, Any]:
+        return record.model_dump(mode="json", exclude=set(_WHERE))
 
     payload = {
-        "entries": sorted((strip(asdict(e)) for e in entries), key=lambda d: d["id"]),
-        "timeline": sorted((strip(asdict(t)) for t in events), key=lambda d: d["id"]),
+        "schema": SCHEMA_VERSION,
+        "entries": sorted((content(e) for e in entries), key=lambda d: d["id"]),
+        "timeline": sorted((content(t) for t in events), key=lambda d: d["id"]),
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(blob).hexdigest()
@@ -423,6 +402,12 @@ def load_knowledge(directory: Path) -> KnowledgeSet:
                     f"{entry.file}, entry {entry.id!r} (line {entry.line}): "
                     f"related id {r!r} does not exist."
                 )
+        for point in entry.points:
+            if point.entry not in ids:
+                raise KnowledgeError(
+                    f"{entry.file}, entry {entry.id!r} (line {entry.line}): "
+                    f"point entry {point.entry!r} does not exist."
+                )
     for event in events:
         if event.entry is not None and event.entry not in ids:
             raise KnowledgeError(
@@ -431,7 +416,9 @@ def load_knowledge(directory: Path) -> KnowledgeSet:
             )
     if not entries:
         raise KnowledgeError(f"{directory}: the knowledge set has no entries.")
-    return KnowledgeSet.build(tuple(entries), tuple(events), _fingerprint(entries, events))
+    return KnowledgeSet(
+        entries=tuple(entries), timeline=tuple(events), fingerprint=_fingerprint(entries, events)
+    )
 
 
 def _check_ids(items: list[Entry] | list[TimelineEvent], label: str) -> None:

@@ -124,7 +124,7 @@ def test_real_answers_are_short_and_sourced(real) -> None:  # type: ignore[no-un
     for e in real.entries:
         sentences = [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"'])", e.answer.strip()) if s]
         assert 1 <= len(sentences) <= 4, (e.id, len(sentences))
-        assert e.sources, e.id
+        assert bool(e.sources) == e.factual, e.id  # small talk and declines state no fact
         assert len(e.questions) >= 3, e.id
         # Dates are written in full so that answers can say where they stand against today.
         assert not re.search(
@@ -153,3 +153,61 @@ def test_real_unconfirmed_topics_say_so(real) -> None:  # type: ignore[no-untype
             e.answer,
             re.I,
         ), e.id
+
+
+def test_an_entry_without_sources_is_refused(mini_knowledge: Path) -> None:
+    data = yaml.safe_load((mini_knowledge / "mini.yaml").read_text())
+    data["entries"][0]["sources"] = []
+    (mini_knowledge / "mini.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    msg = _error(mini_knowledge)
+    assert "'updates-cutoff'" in msg and "missing field 'sources'" in msg
+
+
+def test_small_talk_takes_no_sources_and_overviews_need_points(mini_knowledge: Path) -> None:
+    path = mini_knowledge / "mini.yaml"
+    data = yaml.safe_load(path.read_text())
+    hello = {"id": "hello", "category": "smalltalk", "answer": "Hi!", "questions": ["hi"]}
+    data["entries"].append(hello)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert load_knowledge(mini_knowledge).by_id["hello"].factual is False
+    hello["sources"] = data["entries"][0]["sources"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert "a smalltalk reply states no fact" in _error(mini_knowledge)
+    hello.pop("sources")
+    overview = {
+        **{k: data["entries"][0][k] for k in ("sources", "questions")},
+        "id": "overview-dates",
+        "category": "overview",
+        "answer": "Two dates matter.",
+        "points": [{"text": "Updates stopped.", "entry": "updates-cutoff"}],
+    }
+    data["entries"].append(overview)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert "an overview needs at least 2 points" in _error(mini_knowledge)
+    overview["points"].append({"text": "Sales stopped.", "entry": "nowhere"})
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert "point entry 'nowhere' does not exist" in _error(mini_knowledge)
+    overview["points"][1]["entry"] = "new-sales-ban"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    ks = load_knowledge(mini_knowledge)
+    assert [p.entry for p in ks.by_id["overview-dates"].points] == [
+        "updates-cutoff",
+        "new-sales-ban",
+    ]
+
+
+def test_where_an_entry_was_written_is_not_a_yaml_field(mini_knowledge: Path) -> None:
+    _edit(
+        mini_knowledge / "mini.yaml",
+        "  - id: new-sales-ban\n",
+        "  - id: new-sales-ban\n    line: 3\n",
+    )
+    assert "unknown field 'line'" in _error(mini_knowledge)
+
+
+def test_the_knowledge_set_round_trips_through_the_index_json(mini_knowledge: Path) -> None:
+    from bot.knowledge import KnowledgeSet
+
+    ks = load_knowledge(mini_knowledge)
+    again = KnowledgeSet.from_json(ks.to_json())
+    assert again == ks and again.by_id.keys() == ks.by_id.keys()

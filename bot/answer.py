@@ -1,22 +1,25 @@
-"""The answer engine: question -> ``Answer`` (text, sources, follow-ups, confidence, declined).
+"""The answer engine: question (and the conversation so far) -> ``Answer``.
 
 Every surface (Slack events, slash commands, App Home, the local chat, the CLI) calls
-``Engine.answer``; none of them decides what the answer is.
+``Engine.answer``; none of them decides what the answer is. An answer is composed from curated,
+sourced entries, never generated: one entry's answer, or an overview's first sentence followed
+by the points it draws from other entries, each with its own sources.
 
 Usage::
 
     engine = Engine.load(Settings.from_env())
-    answer = engine.answer("when do kaspersky updates stop?")
-    print(answer.text, [s.title for s in answer.sources])
+    first = engine.answer("when did kaspersky updates stop?")
+    again = engine.answer("why?", context=[first.turn])   # answered about the previous topic
+    print(again.text, [s.title for s in again.sources])
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -38,6 +41,16 @@ FOLLOW_UP_MARGIN = 0.2
 MAX_FOLLOW_UPS = 2
 EXAMPLE_CATEGORIES = ("deadline", "scope", "alternative", "reason")
 
+AnswerKind = Literal["answer", "overview", "decline", "out-of-scope", "smalltalk", "empty"]
+FACTUAL_KINDS = frozenset({"answer", "overview"})
+
+DECLINE_TEXT = (
+    "I don't know: my sources don't cover that question. I can answer questions about the 2024 "
+    "US ban on Kaspersky software: its deadlines, the reasons given, what is and isn't "
+    "prohibited and for whom, Kaspersky's response and the alternatives."
+)
+EMPTY_TEXT = "Ask me a question about the 2024 US ban on Kaspersky software."
+
 
 @dataclass(frozen=True)
 class FollowUp:
@@ -48,31 +61,72 @@ class FollowUp:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """What the bot says to a question. ``declined`` answers carry the decline text instead."""
+class AnswerPart:
+    """One sentence or paragraph of an answer and the sources behind it (plain text)."""
+
+    text: str
+    sources: tuple[Source, ...]
+    entry_id: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier question of a conversation and the entries it was answered with (best
+    first; none when it was declined or small talk)."""
 
     question: str
+    entry_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the bot says to a question.
+
+    ``kind`` says what it is: an ``answer`` (one entry), an ``overview`` (a first sentence and
+    points from other entries: ``parts``), a ``decline`` (nothing covers it), ``out-of-scope``
+    (product support and the like: a curated decline), ``smalltalk`` (hello, thanks), or
+    ``empty`` (nothing left to ask once markup is stripped). ``text`` is always the whole reply
+    as plain text; ``parts`` carries the same text piece by piece with each piece's sources.
+    """
+
+    question: str
+    kind: AnswerKind
     text: str
-    declined: bool
     score: float
+    parts: tuple[AnswerPart, ...] = ()
     entry_ids: tuple[str, ...] = ()
     sources: tuple[Source, ...] = ()
     follow_ups: tuple[FollowUp, ...] = ()
+    examples: tuple[str, ...] = ()
     category: str | None = None
+    # True when the question was read as a follow-up of the conversation's previous topic.
+    in_context: bool = False
     hits: tuple[Hit, ...] = field(default=(), repr=False)
 
     @property
     def answered(self) -> bool:
-        return not self.declined
+        """A factual answer (an entry or an overview)."""
+        return self.kind in FACTUAL_KINDS
+
+    @property
+    def declined(self) -> bool:
+        """No fact given: declined, out of scope, small talk or empty."""
+        return not self.answered
 
     @property
     def entry_id(self) -> str | None:
-        return self.entry_ids[0] if self.entry_ids and not self.declined else None
+        return self.entry_ids[0] if self.entry_ids and self.answered else None
+
+    @property
+    def turn(self) -> Turn:
+        """This exchange as context for the next question."""
+        return Turn(self.question, self.entry_ids[:1] if self.answered else ())
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's JSON-lines record."""
         return {
             "question": self.question,
+            "kind": self.kind,
             "answered": self.answered,
             "answer": self.text,
             "sources": [{"title": s.title, "url": s.url} for s in self.sources],
@@ -181,63 +235,107 @@ class Engine:
                     break
         return out[:n]
 
-    def decline_text(self, question: str) -> str:
-        examples = self.example_questions(2)
-        example = f' For example: "{examples[0]}"' if examples else ""
-        lead = (
-            "Ask me a question about the 2024 US ban on Kaspersky software."
-            if not question
-            else "I don't know: my sources don't cover that question."
-        )
-        return (
-            f"{lead} I can answer questions about the ban's deadlines, the reasons given, what is "
-            "and isn't prohibited, Kaspersky's response and the alternatives. Try /ban-deadlines "
-            f"for the dates.{example}"
-        )
+    def answer(self, question: str, context: Sequence[Turn] = ()) -> Answer:
+        """Answer one question (Slack markup and control characters are stripped first).
 
-    def answer(self, question: str) -> Answer:
-        """Answer one question (Slack markup and control characters are stripped first)."""
-        return self.answer_many([question])[0]
+        ``context`` is the conversation so far, oldest first: a follow-up that does not stand
+        alone ("why?", "and on Macs?") is answered about the previous topic; a question that
+        stands alone is answered as if asked fresh.
+        """
+        state = self._state
+        q = clean_question(question)
+        if not q:
+            return self._empty()
+        vector = state.encoder.encode([q])[0]
+        standalone = self._compose(state, q, vector)
+        previous = _topic(context)
+        if previous is None:
+            return standalone
+        from bot.conversation import read_in_context
+
+        return read_in_context(self, state, q, vector, standalone, previous)
 
     def answer_many(self, questions: Sequence[str]) -> list[Answer]:
-        """Answer a batch with one encoder call (the CLI's JSON stream)."""
+        """Answer a batch of standalone questions with one encoder call (the CLI's JSON stream)."""
         state = self._state
         cleaned = [clean_question(q) for q in questions]
         todo = [q for q in cleaned if q]
         vectors = state.encoder.encode(todo) if todo else np.zeros((0, 1), dtype=np.float32)
-        out: list[Answer] = []
         it = iter(vectors)
-        for q in cleaned:
-            if not q:
-                # Nothing left to ask once markup is stripped: invite a question instead.
-                out.append(Answer(question=q, text=self.decline_text(""), declined=True, score=0.0))
-            else:
-                out.append(self._compose(state, q, next(it)))
-        return out
+        return [self._compose(state, q, next(it)) if q else self._empty() for q in cleaned]
 
-    def _compose(self, state: _State, question: str, vector: np.ndarray) -> Answer:
-        hits = state.searcher.search(vector, question, k=3)
+    def _empty(self) -> Answer:
+        # Nothing left to ask once markup is stripped: invite a question instead.
+        return Answer(
+            question="",
+            kind="empty",
+            text=EMPTY_TEXT,
+            score=0.0,
+            examples=tuple(self.example_questions(2)),
+        )
+
+    def _compose(
+        self,
+        state: _State,
+        question: str,
+        vector: np.ndarray,
+        *,
+        lexical_text: str | None = None,
+        prior: Mapping[str, float] | None = None,
+        topic_vector: np.ndarray | None = None,
+        topic_weight: float = 0.0,
+    ) -> Answer:
+        hits = state.searcher.search(
+            vector,
+            lexical_text or question,
+            k=3,
+            prior=prior,
+            topic_vector=topic_vector,
+            topic_weight=topic_weight,
+        )
+        return self._from_hits(state, question, hits)
+
+    def _from_hits(self, state: _State, question: str, hits: list[Hit]) -> Answer:
         top = hits[0]
         entry_ids = tuple(h.entry_id for h in hits)
+        by_id = state.index.knowledge.by_id
+        entry = by_id[top.entry_id]
         if top.score < self.min_score:
             return Answer(
                 question=question,
-                text=self.decline_text(question),
-                declined=True,
+                kind="decline",
+                text=DECLINE_TEXT,
                 score=top.score,
                 entry_ids=entry_ids,
+                examples=tuple(self.example_questions(2)),
                 hits=tuple(hits),
             )
-        by_id = state.index.knowledge.by_id
-        entry = by_id[top.entry_id]
+        if not entry.factual:
+            kind: AnswerKind = "smalltalk" if entry.category == "smalltalk" else "out-of-scope"
+            return Answer(
+                question=question,
+                kind=kind,
+                text=entry.answer,
+                score=top.score,
+                entry_ids=entry_ids,
+                examples=tuple(self.example_questions(3)) if entry.examples else (),
+                category=entry.category,
+                hits=tuple(hits),
+            )
         today = self.clock().astimezone(_zone(self.settings.timezone)).date()
+        parts = [AnswerPart(annotate_dates(entry.answer, today), entry.sources, entry.id)]
+        for point in entry.points:
+            source = by_id[point.entry]
+            parts.append(AnswerPart(annotate_dates(point.text, today), source.sources, source.id))
+        text = parts[0].text + "".join(f"\n• {p.text}" for p in parts[1:])
         return Answer(
             question=question,
-            text=annotate_dates(entry.answer, today),
-            declined=False,
+            kind="overview" if entry.points else "answer",
+            text=text,
             score=top.score,
+            parts=tuple(parts),
             entry_ids=entry_ids,
-            sources=entry.sources,
+            sources=_unique_sources(p.sources for p in parts),
             follow_ups=self._follow_ups(entry, hits, by_id),
             category=entry.category,
             hits=tuple(hits),
@@ -252,16 +350,33 @@ class Engine:
             if h.score >= self.min_score and h.score >= hits[0].score - FOLLOW_UP_MARGIN
         ]
         ids += list(entry.related)
-        seen = {entry.id}
+        seen = {entry.id, *(p.entry for p in entry.points)}
         out: list[FollowUp] = []
         for i in ids:
-            if i in seen or i not in by_id:
+            if i in seen or i not in by_id or not by_id[i].factual:
                 continue
             seen.add(i)
             out.append(FollowUp(i, by_id[i].questions[0]))
             if len(out) == MAX_FOLLOW_UPS:
                 break
         return tuple(out)
+
+
+def _topic(context: Sequence[Turn]) -> Turn | None:
+    """The latest turn that was answered with a fact: small talk and declines carry no topic."""
+    for turn in reversed(context):
+        if turn.entry_ids and turn.question:
+            return turn
+    return None
+
+
+def _unique_sources(groups: Any) -> tuple[Source, ...]:
+    out: list[Source] = []
+    for sources in groups:
+        for s in sources:
+            if s not in out:
+                out.append(s)
+    return tuple(out)
 
 
 def _zone(name: str) -> Any:

@@ -18,6 +18,7 @@ import math
 import re
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,27 @@ STOPWORDS = frozenset(
     could should than then these those just get got us out up down still yet ok pls please hey
     hi yo hello thanks thank know tell""".split()  # noqa: SIM905
 )
+
+
+# The kinds of question a bare follow-up can ask ("why?", "when was that?", "how many?"): the
+# first interrogative of a question names its kind. An entry's profile is the share of its own
+# question phrasings of each kind, so what a follow-up asks for is matched against the knowledge
+# set's own phrasings, not a list of topics.
+_ASKS = (
+    ("count", re.compile(r"\bhow (many|much)\b")),
+    ("why", re.compile(r"\bwhy\b|\bwhat (was|were|is|are) the reasons?\b")),
+    ("when", re.compile(r"\bwhen\b|\bwhat (day|date|time|year|month)\b")),
+    ("who", re.compile(r"\bwho(m|se)?\b|\bwhich (agency|agencies|company|companies|people)\b")),
+    ("where", re.compile(r"\bwhere\b")),
+)
+
+
+def question_kind(text: str) -> str | None:
+    """What a question asks for (``why``, ``when``, ``who``, ``count``, ``where``), by the first
+    interrogative in it; ``None`` when it has none."""
+    lowered = text.lower()
+    found = [(m.start(), kind) for kind, rx in _ASKS if (m := rx.search(lowered))]
+    return min(found)[1] if found else None
 
 
 def tokenize(text: str) -> list[str]:
@@ -74,15 +96,11 @@ class LexicalScorer:
     """
 
     def __init__(self, entries: tuple[Entry, ...]) -> None:
-        import snowballstemmer
-
-        self._stem = snowballstemmer.stemmer("english").stemWord
-        # A snowballstemmer stemmer keeps its working state on the instance: two threads stemming
-        # at once raise IndexError or, worse, return wrong stems. Slack answers on several threads.
-        self._stem_lock = threading.Lock()
-        docs = [
-            set(self._terms(" ".join([e.id, *e.questions, e.answer, *e.keywords]))) for e in entries
-        ]
+        # A Snowball stemmer (PyStemmer's C one, or snowballstemmer's pure-Python fallback) keeps
+        # its working state on the instance: two threads stemming at once get wrong stems or an
+        # IndexError. Slack answers on several threads, so each thread has its own stemmer.
+        self._local = threading.local()
+        docs = [set(self._terms(e.search_text())) for e in entries]
         n = len(docs)
         df = Counter(t for d in docs for t in d)
         self.idf = {t: math.log((n + 1) / (c + 0.5)) for t, c in df.items()}
@@ -94,10 +112,16 @@ class LexicalScorer:
         self._n = n
         self._fixes: dict[str, str | None] = {}
 
+    def _stemmer(self) -> Any:
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            import snowballstemmer  # PyStemmer's C implementation when installed
+
+            stemmer = self._local.stemmer = snowballstemmer.stemmer("english")
+        return stemmer
+
     def _terms(self, text: str) -> list[str]:
-        words = tokenize(text.replace("-", " "))
-        with self._stem_lock:
-            return [self._stem(t) for t in words]
+        return list(self._stemmer().stemWords(tokenize(text.replace("-", " "))))
 
     def _correct(self, term: str) -> str | None:
         if term in self.idf:
@@ -144,22 +168,58 @@ class Searcher:
 
     def __init__(self, entries: tuple[Entry, ...], row_entry_ids: list[str], faiss_index: Any):
         self.entries = entries
-        position = {e.id: i for i, e in enumerate(entries)}
-        self.row_entry = np.array([position[r] for r in row_entry_ids], dtype=np.int64)
+        self._position = {e.id: i for i, e in enumerate(entries)}
+        self.row_entry = np.array([self._position[r] for r in row_entry_ids], dtype=np.int64)
         self.index = faiss_index
         self.lexical = LexicalScorer(entries)
         # Every entry has several rows; asking FAISS for this many keeps each entry's best row.
         self._depth = min(int(faiss_index.ntotal), 64)
+        self._kinds: dict[str, dict[str, float]] = {}
+        for e in entries:
+            kinds = [question_kind(q) for q in e.questions]
+            self._kinds[e.id] = {
+                k: kinds.count(k) / len(kinds) for k in {k for k in kinds if k is not None}
+            }
 
-    def dense_scores(self, query_vector: np.ndarray) -> np.ndarray:
+    def asked_for(self, kind: str | None) -> dict[str, float]:
+        """Each entry's share of question phrasings that ask for ``kind`` (``why``, ``when``...)."""
+        if kind is None:
+            return {}
+        return {e: p[kind] for e, p in self._kinds.items() if kind in p}
+
+    def dense_scores(self, query_vector: np.ndarray, *, depth: int | None = None) -> np.ndarray:
         q = np.ascontiguousarray(query_vector.reshape(1, -1), dtype=np.float32)
-        sims, ids = self.index.search(q, self._depth)
+        sims, ids = self.index.search(q, depth or self._depth)
         return dense_entry_scores(sims[0], ids[0], self.row_entry, len(self.entries))
 
-    def search(self, query_vector: np.ndarray, text: str, k: int = 3) -> list[Hit]:
-        dense = self.dense_scores(query_vector)
+    def search(
+        self,
+        query_vector: np.ndarray,
+        text: str,
+        k: int = 3,
+        *,
+        prior: Mapping[str, float] | None = None,
+        topic_vector: np.ndarray | None = None,
+        topic_weight: float = 0.0,
+    ) -> list[Hit]:
+        """The ``k`` best entries for the question.
+
+        A follow-up is read with the conversation's topic: ``topic_vector`` (the topic's
+        embedding) takes ``topic_weight`` of the dense similarity, and ``prior`` adds to some
+        entries' scores (those around the topic).
+        """
+        if topic_vector is None:
+            dense = self.dense_scores(query_vector)
+        else:  # every row: an entry far from one of the two must still get its real score
+            depth = int(self.index.ntotal)
+            dense = (1.0 - topic_weight) * self.dense_scores(query_vector, depth=depth)
+            dense += topic_weight * self.dense_scores(topic_vector, depth=depth)
         lexical, unknown = self.lexical.scores(text)
         combined = dense + LEXICAL_WEIGHT * lexical - UNKNOWN_WEIGHT * unknown
+        for entry_id, bonus in (prior or {}).items():
+            i = self._position.get(entry_id)
+            if i is not None:
+                combined[i] += bonus
         order = np.argsort(-combined, kind="stable")[:k]
         return [
             Hit(self.entries[i].id, float(combined[i]), float(dense[i]), float(lexical[i]))

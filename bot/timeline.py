@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from bot.knowledge import TimelineEvent
@@ -80,6 +82,24 @@ def annotate_dates(text: str, today: dt.date) -> str:
     return _FULL_DATE.sub(repl, text)
 
 
+def _haystack(event: TimelineEvent) -> str:
+    return " ".join([event.id, event.title, event.what, *event.keywords, format_date(event)])
+
+
+def _stemmer() -> Callable[[str], str]:
+    """A Snowball stem function, safe to call from several threads."""
+    import snowballstemmer
+
+    stemmer = snowballstemmer.stemmer("english")
+    lock = threading.Lock()  # Slack answers commands on several threads; a stemmer has state
+
+    def stem(word: str) -> str:
+        with lock:
+            return str(stemmer.stemWord(word))
+
+    return stem
+
+
 def _parts(date: str) -> tuple[int, int | None, int | None]:
     bits = [int(b) for b in date.split("-")]
     return bits[0], (bits[1] if len(bits) > 1 else None), (bits[2] if len(bits) > 2 else None)
@@ -100,20 +120,46 @@ def event_day(event: TimelineEvent) -> dt.date:
     return dt.date(y, m or 1, d or 1)
 
 
+def format_partial_date(date: str) -> str:
+    """A ``YYYY[-MM[-DD]]`` date as people write it: "June 24, 2024", "June 2024", "2024"."""
+    try:
+        y, m, d = _parts(date)
+        if m is None:
+            return str(y)
+        if d is None:
+            return f"{MONTHS[m - 1]} {y}"
+        return f"{MONTHS[m - 1]} {d}, {y}"
+    except (ValueError, IndexError):
+        return date
+
+
 def format_date(event: TimelineEvent) -> str:
     """The event's date as people write it: "September 29, 2024, 12:00 a.m. EDT", "August 2021"."""
-    y, m, d = _parts(event.date)
-    if m is None:
-        return str(y)
-    if d is None:
-        return f"{MONTHS[m - 1]} {y}"
-    text = f"{MONTHS[m - 1]} {d}, {y}"
+    text = format_partial_date(event.date)
     instant = event_instant(event)
     if instant is not None:
         hour = instant.hour % 12 or 12
         suffix = "a.m." if instant.hour < 12 else "p.m."
         text += f", {hour}:{instant.minute:02d} {suffix} {instant.tzname()}"
     return text
+
+
+# Words that ask for every date, the background history included, rather than a search.
+HISTORY_WORDS = frozenset({"history", "all", "full", "everything", "timeline"})
+_WORD = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
+_MONTH_ABBREVIATIONS = {m[:3].lower(): m.lower() for m in MONTHS} | {"sept": "september"}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which events a deadlines view shows. ``scope`` is ``key`` (the ban's own deadlines, the
+    default), ``all`` (every date, asked for with a word such as ``history``) or ``match``
+    (the dates that mention the word); ``hidden`` counts the dates the key view leaves out."""
+
+    events: tuple[TimelineEvent, ...]
+    scope: str
+    word: str = ""
+    hidden: int = 0
 
 
 class Timeline:
@@ -123,21 +169,35 @@ class Timeline:
         self.events: tuple[TimelineEvent, ...] = tuple(
             sorted(events, key=lambda e: (event_day(e), e.time or ""))
         )
+        self._stem = _stemmer()
+        self._words = {e.id: self._stems(_haystack(e)) for e in self.events}
 
     @property
     def key_events(self) -> tuple[TimelineEvent, ...]:
         return tuple(e for e in self.events if e.key)
 
+    def _stems(self, text: str) -> frozenset[str]:
+        words = (_MONTH_ABBREVIATIONS.get(w, w) for w in _WORD.findall(text.lower()))
+        return frozenset(self._stem(w) for w in words)
+
     def filter(self, word: str | None) -> tuple[TimelineEvent, ...]:
-        """Events whose title, text, keywords or id mention every word of ``word`` (any case)."""
-        words = [w for w in re.split(r"\W+", (word or "").lower()) if w]
-        if not words:
+        """Events whose title, text, keywords, id or date mention every word of ``word`` as a
+        whole word (any case, any inflection: "update" finds "updates", "far" not "farewell")."""
+        wanted = self._stems(word or "")
+        if not wanted:
             return self.events
+        return tuple(e for e in self.events if wanted <= self._words[e.id])
 
-        def haystack(e: TimelineEvent) -> str:
-            return " ".join([e.id, e.title, e.what, *e.keywords, format_date(e)]).lower()
-
-        return tuple(e for e in self.events if all(w in haystack(e) for w in words))
+    def select(self, word: str | None) -> Selection:
+        """What ``/ban-deadlines [word]`` shows: the key deadlines by default, everything for a
+        word such as ``history``, else the dates that mention the word."""
+        word = " ".join((word or "").split())
+        if not word:
+            shown = self.key_events or self.events
+            return Selection(shown, "key", hidden=len(self.events) - len(shown))
+        if word.lower() in HISTORY_WORDS:
+            return Selection(self.events, "all", word)
+        return Selection(self.filter(word), "match", word)
 
     def standing(self, event: TimelineEvent, now: dt.datetime) -> str:
         """Where the event stands against ``now``: "2 years ago", "in 3 days", "today"."""

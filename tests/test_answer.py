@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from bot.answer import MAX_FOLLOW_UPS, Answer, Engine
+from bot.answer import MAX_FOLLOW_UPS, Answer, Engine, Turn
 from bot.text import clean_question
 from bot.timeline import annotate_dates, relative_phrase
 
@@ -43,9 +43,62 @@ def test_clock_is_injectable(real_settings) -> None:  # type: ignore[no-untyped-
 )
 def test_off_topic_is_declined(real_engine: Engine, question: str) -> None:
     a = real_engine.answer(question)
-    assert a.declined, (question, a.entry_ids, a.score)
-    assert "I don't know" in a.text and "/ban-deadlines" in a.text
+    assert a.declined and a.kind in {"decline", "out-of-scope"}, (question, a.entry_ids, a.score)
     assert not a.sources and not a.follow_ups
+    # The engine names no surface's commands: Slack, the chat and the CLI add their own hints.
+    assert "/ban-" not in a.text and "ban-bot " not in a.text
+
+
+def test_a_decline_says_what_the_bot_covers_with_examples(real_engine: Engine) -> None:
+    a = real_engine.answer("what's the best pizza place near the office?")
+    assert a.kind == "decline" and "I don't know" in a.text and "deadlines" in a.text
+    assert len(a.examples) == 2 and all(q.endswith("?") for q in a.examples)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "I forgot my Kaspersky password and can't log in to My Kaspersky",
+        "how do I cancel my UltraAV subscription",
+        "which antivirus is the fastest on a gaming pc?",
+        "Kaspersky keeps flagging my own program as a trojan, false positive?",
+    ],
+)
+def test_product_support_is_declined_as_out_of_scope(real_engine: Engine, question: str) -> None:
+    a = real_engine.answer(question)
+    assert a.kind == "out-of-scope", (question, a.kind, a.entry_ids)
+    assert "support" in a.text or "I cover" in a.text or "I can't help" in a.text
+    assert "http" not in a.text and not a.sources  # no invented URLs, no facts
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "why did UltraAV install itself on my PC?",
+        "can I still renew my Kaspersky subscription in the US?",
+        "is Microsoft Defender enough once Kaspersky is gone?",
+    ],
+)
+def test_near_domain_questions_the_ban_covers_are_answered(
+    real_engine: Engine, question: str
+) -> None:
+    a = real_engine.answer(question)
+    assert a.answered, (question, a.kind, a.entry_ids)
+
+
+@pytest.mark.parametrize(
+    ("question", "words"),
+    [("hi", "ban-bot"), ("thanks!", "welcome"), ("who are you?", "ban-bot")],
+)
+def test_small_talk_gets_a_friendly_reply(real_engine: Engine, question: str, words: str) -> None:
+    a = real_engine.answer(question)
+    assert a.kind == "smalltalk" and words in a.text and "I don't know" not in a.text
+    assert not a.sources
+
+
+def test_greeting_offers_example_questions(real_engine: Engine) -> None:
+    assert len(real_engine.answer("hello").examples) >= 2
+    assert not real_engine.answer("thanks").examples
 
 
 def test_unconfirmed_topics_answer_no_confirmed_information(real_engine: Engine) -> None:
@@ -59,7 +112,7 @@ def test_unconfirmed_topics_answer_no_confirmed_information(real_engine: Engine)
 )
 def test_empty_questions_get_a_prompt_not_a_crash(real_engine: Engine, raw: str) -> None:
     a = real_engine.answer(raw)
-    assert a.declined and "Ask me a question" in a.text
+    assert a.kind == "empty" and a.declined and "Ask me a question" in a.text
 
 
 def test_huge_and_marked_up_questions(real_engine: Engine) -> None:
@@ -76,13 +129,21 @@ def test_answer_many_matches_answer(real_engine: Engine) -> None:
     batch = real_engine.answer_many(questions)
     single = [real_engine.answer(q) for q in questions]
     for a, b in zip(batch, single, strict=True):
-        assert (a.declined, a.entry_ids, a.text) == (b.declined, b.entry_ids, b.text)
+        assert (a.kind, a.entry_ids, a.text) == (b.kind, b.entry_ids, b.text)
         assert abs(a.score - b.score) < 1e-4
 
 
 def test_json_record_shape(real_engine: Engine) -> None:
     record = real_engine.answer("what is OFAC's role?").to_json()
-    assert set(record) == {"question", "answered", "answer", "sources", "score", "entry_ids"}
+    assert set(record) == {
+        "question",
+        "kind",
+        "answered",
+        "answer",
+        "sources",
+        "score",
+        "entry_ids",
+    }
     assert all(set(s) == {"title", "url"} for s in record["sources"])
     assert isinstance(record["score"], float)
 
@@ -136,5 +197,64 @@ def test_clean_question() -> None:
 
 
 def test_declined_answer_type() -> None:
-    a = Answer(question="q", text="t", declined=True, score=0.1)
-    assert not a.answered and a.entry_id is None
+    a = Answer(question="q", kind="decline", text="t", score=0.1, entry_ids=("x",))
+    assert not a.answered and a.declined and a.entry_id is None
+    assert a.turn == Turn("q", ())  # a decline gives the conversation no topic
+
+
+def test_an_overview_is_composed_of_sourced_points(real_engine: Engine) -> None:
+    a = real_engine.answer("which dates matter in this ban?")
+    assert a.kind == "overview", (a.kind, a.entry_ids)
+    assert len(a.parts) >= 3 and all(p.sources for p in a.parts)
+    assert a.text.count("\n• ") == len(a.parts) - 1
+    assert "July 20, 2024" in a.text and "September 29, 2024" in a.text
+    # Every point's sources are the sources of the entry it is drawn from.
+    by_id = real_engine.knowledge.by_id
+    assert all(p.sources == by_id[p.entry_id].sources for p in a.parts[1:])
+    assert set(a.sources) == {s for p in a.parts for s in p.sources}
+    assert len(a.text) < 1500
+
+
+def test_a_follow_up_is_answered_about_the_previous_topic(real_engine: Engine) -> None:
+    first = real_engine.answer("which US agency sanctioned Kaspersky's executives?")
+    assert "OFAC" in first.text
+    how_many = real_engine.answer("how many people?", context=[first.turn])
+    assert how_many.answered and how_many.in_context and "12" in how_many.text
+    alone = real_engine.answer("how many people?")
+    assert "12" not in alone.text or not alone.answered
+
+
+def test_why_after_an_answer_gives_the_reasons(real_engine: Engine) -> None:
+    first = real_engine.answer("when did kaspersky updates stop?")
+    why = real_engine.answer("why?", context=[first.turn])
+    assert why.answered and why.in_context, (why.kind, why.entry_ids)
+    assert "Russia" in why.text or "national security" in why.text
+
+
+def test_a_new_topic_in_the_thread_is_answered_as_if_asked_fresh(real_engine: Engine) -> None:
+    first = real_engine.answer("who was sanctioned by OFAC?")
+    question = "when do kaspersky updates stop?"
+    switched = real_engine.answer(question, context=[first.turn])
+    fresh = real_engine.answer(question)
+    assert not switched.in_context
+    assert (switched.entry_ids, switched.text) == (fresh.entry_ids, fresh.text)
+
+
+def test_off_topic_after_a_topic_is_not_pulled_into_it(real_engine: Engine) -> None:
+    first = real_engine.answer("when do kaspersky updates stop?")
+    weather = real_engine.answer("what's the weather like in boston today?", context=[first.turn])
+    assert weather.declined and not weather.in_context
+
+
+def test_context_skips_small_talk_and_declines(real_engine: Engine) -> None:
+    first = real_engine.answer("who was sanctioned by OFAC?")
+    thanks = real_engine.answer("thanks!", context=[first.turn])
+    assert thanks.kind == "smalltalk"
+    again = real_engine.answer("how many of them?", context=[first.turn, thanks.turn])
+    assert again.in_context and "12" in again.text
+
+
+def test_context_of_a_removed_entry_is_ignored(real_engine: Engine) -> None:
+    stale = Turn("when did updates stop?", ("an-entry-that-no-longer-exists",))
+    a = real_engine.answer("why?", context=[stale])
+    assert not a.in_context

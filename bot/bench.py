@@ -164,7 +164,7 @@ def _eval_scores(settings: Settings, torch_path: bool) -> dict[str, float]:
 
         encoder = TorchEmbedder(resolve_model(settings.model))
     engine = Engine.load(settings, encoder=encoder)
-    return evaluate(engine, load_cases(DEFAULT_CASES)).metrics
+    return evaluate(engine, load_cases(DEFAULT_CASES)).metrics["all"]
 
 
 def _cold_start(index_dir: Path) -> float:

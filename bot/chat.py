@@ -1,7 +1,9 @@
 """The local console, on exactly the handlers the Slack surfaces use.
 
 Each line is a question, or a slash command as Slack would run it (``/ban-deadlines updates``,
-``/ban-ask ...``, ``/ban-help``). Block Kit replies are rendered as terminal text.
+``/ban-ask ...``, ``/ban-help``). The previous lines are the conversation's context, kept the way
+Slack's threads keep it (``bot.conversation``), so "why?" after an answer is a follow-up. Replies
+are rendered by the plain-text renderer the CLI uses too.
 
 Usage::
 
@@ -11,17 +13,16 @@ Usage::
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings
-from bot.handlers import Message, error_message, new_error_id, question_message, run_command
+from bot.conversation import Conversations, MemoryConversations
+from bot.handlers import converse, error_notice, new_error_id, run_command
+from bot.render import render_text
+from bot.reply import COMMANDS, NoticeReply, Reply
 from bot.slack import log
-from bot.slack.blocks import COMMANDS, FOLLOW_UP_PATTERN, echo
 
 if TYPE_CHECKING:
     from bot.answer import Engine
@@ -32,53 +33,17 @@ BANNER = (
     "ban-bot: ask about the 2024 US ban on Kaspersky software. "
     "/ban-help lists what I know; Ctrl-D quits."
 )
-
-_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)\|([^>]+)>")
-_BARE_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)>")
-_MENTION = re.compile(r"<@([A-Z0-9]+)>")
-_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
-_ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
-_CODE = re.compile(r"`([^`\n]+)`")
+SESSION = "chat"  # the one conversation of a chat session
+_ECHO_CHARS = 40
 
 
-def mrkdwn_to_text(text: str) -> str:
-    """Slack mrkdwn as terminal text: links as "label (url)", emphasis dropped, entities decoded."""
-    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1).replace('&amp;', '&')})", text)
-    text = _BARE_LINK.sub(lambda m: m.group(1).replace("&amp;", "&"), text)
-    text = _MENTION.sub(r"@\1", text)
-    text = _CODE.sub(r"\1", _ITALIC.sub(r"\1", _BOLD.sub(r"\1", text)))
-    return html.unescape(text)
+def _shortened(text: str, limit: int = _ECHO_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _block_lines(block: dict[str, Any]) -> Iterable[str]:
-    kind = block.get("type")
-    if kind == "header":
-        title = block["text"]["text"]
-        yield from (title, "=" * min(len(title), 78))
-    elif kind == "section":
-        yield mrkdwn_to_text(block["text"]["text"])
-    elif kind == "context":
-        for element in block.get("elements", []):
-            if "text" in element:
-                yield mrkdwn_to_text(element["text"])
-    elif kind == "divider":
-        yield ""
-    elif kind == "actions":
-        # Feedback and share buttons mean nothing here; follow-ups become questions to type.
-        for element in block.get("elements", []):
-            if FOLLOW_UP_PATTERN.match(element.get("action_id", "")):
-                yield f"  ↪ you could also ask: {element['value']}"
-
-
-def render(message: Message) -> str:
-    """A Block Kit message as terminal text (the ``text`` fallback when there are no blocks)."""
-    if not message.blocks:
-        return html.unescape(message.text)
-    return "\n".join(line for block in message.blocks for line in _block_lines(block))
-
-
-def reply_to(engine: Engine, line: str) -> Message:
-    """What the bot says to one line: a slash command as Slack would run it, else a question."""
+def reply_to(engine: Engine, line: str, conversations: Conversations | None = None) -> Reply:
+    """What the bot says to one line: a slash command as Slack would run it, else a question
+    in the session's conversation."""
     if line.startswith("/"):
         name, _, rest = line.partition(" ")
         try:
@@ -86,8 +51,12 @@ def reply_to(engine: Engine, line: str) -> Message:
         except KeyError:
             known = ", ".join(c for c, _, _ in COMMANDS)
             # Shortened: the whole line would otherwise come back, however long it is.
-            return Message(text=f"Unknown command {echo(name, 40)}. Try {known}.", blocks=[])
-    return question_message(engine, line)
+            return NoticeReply(
+                "unknown-command", f"Unknown command {_shortened(name)}. Try {known}."
+            )
+    return converse(
+        engine, conversations or MemoryConversations(), SESSION, line, now=engine.clock()
+    )
 
 
 def run_chat(
@@ -102,6 +71,7 @@ def run_chat(
         from bot.answer import Engine
 
         engine = Engine.load(settings)
+    conversations = MemoryConversations()
     interactive = stdin.isatty()
     if interactive:
         print(BANNER, file=stdout)
@@ -116,12 +86,12 @@ def run_chat(
             line = raw.strip()
             if line:
                 try:
-                    message = reply_to(engine, line)
+                    reply = reply_to(engine, line, conversations)
                 except Exception:
                     error_id = new_error_id()
                     logger.exception(log.error_answering("chat", error_id))
-                    message = error_message(error_id)
-                print(render(message), file=stdout)
+                    reply = error_notice(error_id)
+                print(render_text(reply), file=stdout)
                 print(file=stdout, flush=True)
             prompt()
     except KeyboardInterrupt:

@@ -159,20 +159,6 @@ def index_rollback(ctx: click.Context, index_dir: Path | None) -> None:
     click.echo(f"rolled back to build {rollback(settings.index_dir)}")
 
 
-def _print_answer(answer: Any) -> None:
-    click.echo(answer.text)
-    if answer.sources:
-        click.echo("\nSources:")
-        for s in answer.sources:
-            flag = " (unconfirmed)" if s.status == "unconfirmed" else ""
-            url = f" <{s.url}>" if s.url else ""
-            click.echo(f"  - {s.title}, {s.publisher}, {s.date}{flag}{url}")
-    if answer.follow_ups:
-        click.echo("\nYou could also ask:")
-        for f in answer.follow_ups:
-            click.echo(f"  - {f.question}")
-
-
 @cli.command()
 @click.argument("question", required=False)
 @click.option("--json", "as_json", is_flag=True, help="JSON output; with '-' one object per line.")
@@ -180,8 +166,10 @@ def _print_answer(answer: Any) -> None:
 @click.pass_context
 @_user_errors
 def ask(ctx: click.Context, question: str | None, as_json: bool, index_dir: Path | None) -> None:
-    """Answer QUESTION, or with '-' each line of standard input."""
+    """Answer QUESTION, or with '-' each line of standard input (each on its own: no context)."""
     from bot.answer import Engine
+    from bot.handlers import question_reply
+    from bot.render import CLI_COMMANDS, render_text
 
     if question is None:
         raise click.UsageError("give a QUESTION, or '-' to read questions from standard input.")
@@ -190,11 +178,10 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, index_dir: Path
     # One engine (one model load) for the whole stream; each answer is flushed as it comes.
     questions = (line.rstrip("\n") for line in sys.stdin) if stream else [question]
     for q in questions:
-        answer = engine.answer(q)
         if as_json:
-            click.echo(json.dumps(answer.to_json(), ensure_ascii=False))
+            click.echo(json.dumps(engine.answer(q).to_json(), ensure_ascii=False))
         else:
-            _print_answer(answer)
+            click.echo(render_text(question_reply(engine, q), commands=CLI_COMMANDS))
             if stream:
                 click.echo("")
         sys.stdout.flush()
@@ -209,46 +196,42 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, index_dir: Path
 def deadlines(
     ctx: click.Context, word: str | None, as_json: bool, knowledge_dir: Path | None
 ) -> None:
-    """The timeline and where each date stands against today, optionally filtered by WORD."""
+    """The ban's key dates and where each stands against today; WORD narrows them down
+    (`history` for every date, 2017 on)."""
+    from bot.handlers import deadlines_reply
     from bot.knowledge import load_knowledge
+    from bot.render import CLI_COMMANDS, render_text
     from bot.timeline import Timeline, format_date, utc_now
 
     settings = _settings(ctx, knowledge_dir=knowledge_dir)
     timeline = Timeline(load_knowledge(settings.knowledge_dir).timeline)
     now = utc_now()
-    events = timeline.filter(word)
-    if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": e.id,
-                        "date": e.date,
-                        "time": e.time,
-                        "zone": e.zone,
-                        "when": format_date(e),
-                        "standing": timeline.standing(e, now),
-                        "past": timeline.is_past(e, now),
-                        "key": e.key,
-                        "title": e.title,
-                        "what": e.what,
-                        "sources": [{"title": s.title, "url": s.url} for s in e.sources],
-                    }
-                    for e in events
-                ],
-                indent=2,
-                ensure_ascii=False,
-            )
+    if not as_json:
+        click.echo(render_text(deadlines_reply(timeline, now, word), commands=CLI_COMMANDS))
+        return
+    selection = timeline.select(word)
+    click.echo(
+        json.dumps(
+            [
+                {
+                    "id": e.id,
+                    "date": e.date,
+                    "time": e.time,
+                    "zone": e.zone,
+                    "when": format_date(e),
+                    "standing": timeline.standing(e, now),
+                    "past": timeline.is_past(e, now),
+                    "key": e.key,
+                    "title": e.title,
+                    "what": e.what,
+                    "sources": [{"title": s.title, "url": s.url} for s in e.sources],
+                }
+                for e in selection.events
+            ],
+            indent=2,
+            ensure_ascii=False,
         )
-        return
-    if not events:
-        click.echo(f"No dates match {word!r}. Try `ban-bot deadlines` for the whole timeline.")
-        return
-    for e in events:
-        mark = "*" if e.key else " "
-        click.echo(f"{mark} {format_date(e)} ({timeline.standing(e, now)}): {e.title}")
-        click.echo(f"    {e.what}")
-    click.echo("\n* = a key deadline")
+    )
 
 
 @cli.command()
@@ -298,26 +281,44 @@ def run(ctx: click.Context) -> None:
 @cli.command("eval")
 @click.option(
     "--cases",
+    "case_files",
+    multiple=True,
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="YAML cases (default: tests/eval/cases.yaml).",
+    help="An eval file (repeatable; default: every suite in tests/eval/).",
 )
 @index_option
 @click.option("--show-failures", is_flag=True, help="List the cases that missed.")
+@click.option(
+    "--half",
+    type=click.Choice(["all", "tune", "held-out"]),
+    default="all",
+    show_default=True,
+    help="Whose misses --show-failures lists (tune on one half, report the other).",
+)
 @click.pass_context
 @_user_errors
 def eval_command(
-    ctx: click.Context, cases: Path | None, index_dir: Path | None, show_failures: bool
+    ctx: click.Context,
+    case_files: tuple[Path, ...],
+    index_dir: Path | None,
+    show_failures: bool,
+    half: str,
 ) -> None:
-    """Score retrieval and answers on the eval set; exit 1 below the thresholds kept in it."""
+    """Score answers on the eval suites, all cases and each half; exit 1 below the thresholds
+    kept in them."""
     from bot.answer import Engine
-    from bot.evaluate import DEFAULT_CASES, evaluate, load_cases
+    from bot.evaluate import SUITES, evaluate, load_suite
 
     settings = _settings(ctx, index_dir=index_dir)
-    suite = load_cases(cases or DEFAULT_CASES)
-    report = evaluate(Engine.load(settings), suite)
-    click.echo(report.render(show_failures=show_failures))
-    if not report.passed:
-        raise click.ClickException("eval below thresholds: " + ", ".join(report.below))
+    engine = Engine.load(settings)
+    below: list[str] = []
+    for i, path in enumerate(case_files or [p for p in SUITES if p.is_file()]):
+        report = evaluate(engine, load_suite(path))
+        text = report.render(show_failures=show_failures, half=half)
+        click.echo(("\n" if i else "") + text)
+        below += report.below
+    if below:
+        raise click.ClickException("eval below thresholds: " + ", ".join(below))
 
 
 @cli.command()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.chat import PROMPT, mrkdwn_to_text, run_chat
+from bot.chat import PROMPT, run_chat
 from bot.config import Settings
 
 
@@ -29,7 +29,8 @@ def test_a_question_per_line_is_answered_with_sources(
 ) -> None:
     out = _chat(real_settings, real_engine, "when do kaspersky updates stop?\n\n")
     assert "September 29, 2024" in out
-    assert "Sources" in out and "(https://" in out  # links rendered as "title (url)"
+    assert "Sources:" in out and " https://" in out
+    assert "June 2024" in out and "2024-06" not in out  # source dates as people write them
     assert PROMPT not in out  # no prompt when stdin is not a terminal
     assert "&lt;" not in out and "&amp;" not in out and "*" not in out
 
@@ -40,7 +41,7 @@ def test_slash_commands_work_as_in_slack(real_settings: Settings, real_engine: A
         real_engine,
         "/ban-deadlines updates\n/ban-help\n/ban-ask can I still buy kaspersky?\n/ban-nope\n",
     )
-    assert "Kaspersky ban timeline" in out and "2 years ago" in out
+    assert "dates that mention “updates”" in out and "2 years ago" in out
     assert "What I know about the 2024 US ban" in out
     assert "/ban-ask QUESTION" in out
     assert "Unknown command /ban-nope" in out
@@ -66,13 +67,36 @@ def test_prompt_and_banner_on_a_terminal(real_settings: Settings, real_engine: A
     assert out.startswith("ban-bot:") and out.count(PROMPT) == 2
 
 
-def test_mrkdwn_renders_as_plain_terminal_text() -> None:
-    text = (
-        "*Sources*\n<https://a.example/?x=1&amp;y=2|A &amp; B> — _unconfirmed_ `code` &lt;!here&gt;"
-    )
-    assert mrkdwn_to_text(text) == (
-        "Sources\nA & B (https://a.example/?x=1&y=2) — unconfirmed code <!here>"
-    )
+def test_the_previous_lines_are_the_context(real_settings: Settings, real_engine: Any) -> None:
+    out = _chat(real_settings, real_engine, "when did kaspersky updates stop?\nwhy?\n")
+    first, second = out.strip().split("\n\n", 1)
+    assert "September 29, 2024" in first
+    assert "I don't know" not in second
+    assert "Russia" in second or "national security" in second
+
+
+def test_small_talk_in_the_chat(real_settings: Settings, real_engine: Any) -> None:
+    out = _chat(real_settings, real_engine, "hi\nthanks\n")
+    assert "I'm ban-bot" in out and "For example:" in out and "welcome" in out
+    assert "I don't know" not in out
+
+
+def test_deadlines_lead_with_the_key_dates_and_show_history_on_request(
+    real_settings: Settings, real_engine: Any
+) -> None:
+    key = _chat(real_settings, real_engine, "/ban-deadlines\n")
+    assert "the key dates" in key and "September 29, 2024" in key and "July 20, 2024" in key
+    assert "2017" not in key.split("more dates")[0]  # the history waits to be asked for
+    assert "/ban-deadlines history" in key
+    history = _chat(real_settings, real_engine, "/ban-deadlines history\n")
+    assert "December 12, 2017" in history and "September 29, 2024" in history
+
+
+def test_a_decline_in_the_chat_names_the_chat_commands(
+    real_settings: Settings, real_engine: Any
+) -> None:
+    out = _chat(real_settings, real_engine, "what's the best pizza near the office?\n")
+    assert "I don't know" in out and "/ban-deadlines" in out and "For example:" in out
 
 
 def test_echo_pipe_into_ban_bot_chat(real_settings: Settings, tmp_path: Path) -> None:

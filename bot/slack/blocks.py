@@ -1,12 +1,14 @@
-"""Block Kit builders: every message ban-bot sends, as blocks plus a plain ``text`` fallback.
+"""Block Kit rendering: every ``Reply`` (bot/reply.py) as blocks plus a plain ``text`` fallback.
 
 Anything that did not come from ban-bot's own templates (what a user typed, and the knowledge
 text too) goes through ``escape`` so it can never become ``<!channel>``, a mention or a link.
+This module formats; it never decides what the answer is.
 
 Usage::
 
-    message = answer_message(answer, question="when do updates stop?", share=True)
+    message = slack_message(question_reply(engine, "when do updates stop?"))
     client.chat_postMessage(channel=channel, **message.as_kwargs())
+    client.views_publish(user_id=user, view=home_view(help_reply(engine)))
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -30,30 +32,41 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.knowledge import CATEGORY_LABELS
-from bot.timeline import MONTHS, format_date
+from bot.knowledge import Source
+from bot.reply import (
+    ASK,
+    COMMANDS,
+    DEADLINES,
+    HELP,
+    AnswerReply,
+    DatedEvent,
+    DeadlinesReply,
+    HelpReply,
+    PromptReply,
+    Reply,
+    logged,
+)
+from bot.timeline import format_partial_date
 
-if TYPE_CHECKING:
-    import datetime as dt
-
-    from bot.answer import Answer
-    from bot.knowledge import Source, TimelineEvent
-    from bot.timeline import Timeline
+__all__ = [
+    "ASK",
+    "COMMANDS",
+    "DEADLINES",
+    "HELP",
+    "Message",
+    "echo",
+    "escape",
+    "home_view",
+    "slack_message",
+]
 
 # Action ids: the listeners in bot/slack/listeners/actions.py match on these.
 FEEDBACK_UP = "feedback_up"
 FEEDBACK_DOWN = "feedback_down"
 SHARE_ANSWER = "share_answer"
+SHOW_HISTORY = "deadlines_history"
 FOLLOW_UP_PREFIX = "follow_up_"  # follow_up_0, follow_up_1 (ids must differ within a block)
 FOLLOW_UP_PATTERN = re.compile(rf"^{FOLLOW_UP_PREFIX}\d+$")
-
-# The slash commands, as slack-manifest.yaml declares them: name, usage hint, what it does.
-ASK, DEADLINES, HELP = "/ban-ask", "/ban-deadlines", "/ban-help"
-COMMANDS = (
-    (ASK, "QUESTION", "a private answer, with a button to share it in the channel"),
-    (DEADLINES, "[word]", "the timeline and where each date stands today"),
-    (HELP, "", "what I know, example questions and these commands"),
-)
 
 # Slack's limits: button text 75, button value 2000, section text 3000, header 150 characters.
 _BUTTON_TEXT = 75
@@ -67,10 +80,10 @@ _SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
 
 @dataclass(frozen=True)
 class Message:
-    """A reply on any surface: Block Kit ``blocks`` and a plain ``text`` fallback (always set).
+    """A Slack message: Block Kit ``blocks`` and a plain ``text`` fallback (always set).
 
-    ``text`` is Slack-safe (escaped) plain text; ``question`` and ``entry_ids`` carry what the
-    surface logs, never what it shows.
+    ``text`` is Slack-safe (escaped) plain text; ``question``, ``entry_ids``, ``declined`` and
+    ``score`` carry what the surface logs, never what it shows.
     """
 
     text: str
@@ -128,19 +141,6 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
     )
 
 
-def source_date(date: str) -> str:
-    """A source's ``YYYY[-MM[-DD]]`` date as people write it: "June 24, 2024", "June 2024"."""
-    parts = date.split("-")
-    try:
-        if len(parts) == 3:
-            return f"{MONTHS[int(parts[1]) - 1]} {int(parts[2])}, {parts[0]}"
-        if len(parts) == 2:
-            return f"{MONTHS[int(parts[1]) - 1]} {parts[0]}"
-    except (ValueError, IndexError):
-        pass
-    return date
-
-
 def _link(url: str | None, label: str) -> str:
     """``<url|label>`` when the URL is a plain http(s) address, else the escaped label alone."""
     if url and _SAFE_URL.match(url):
@@ -150,14 +150,14 @@ def _link(url: str | None, label: str) -> str:
 
 def _source_line(source: Source) -> str:
     line = f"{_link(source.url, source.title)} — {escape(source.publisher)}, "
-    line += source_date(source.date)
+    line += format_partial_date(source.date)
     if source.status == "unconfirmed":
         line += " · _unconfirmed_"
     return line
 
 
 def _source_plain(source: Source) -> str:
-    text = f"{source.title} ({source.publisher}, {source_date(source.date)})"
+    text = f"{source.title} ({source.publisher}, {format_partial_date(source.date)})"
     if source.status == "unconfirmed":
         text += " [unconfirmed]"
     if source.url:
@@ -184,23 +184,61 @@ def parse_feedback_value(value: str) -> tuple[str, tuple[str, ...]]:
         return "", ()
 
 
-def answer_message(
-    answer: Answer, *, question: str, share: bool = False, shared_by: str | None = None
-) -> Message:
-    """The answer, its sources, up to two follow-ups, 👍/👎 and (for /ban-ask) a share button.
+def _message(reply: Reply, blocks: list[Block], text: str) -> Message:
+    record = logged(reply)
+    if record is None:
+        return Message(text=text, blocks=_render(blocks))
+    return Message(
+        text=text,
+        blocks=_render(blocks),
+        question=record.question,
+        entry_ids=record.entry_ids,
+        declined=record.declined,
+        score=record.score,
+    )
 
-    ``shared_by`` is a Slack user id, set when someone shares a private answer in the channel.
-    """
+
+def _examples_line(examples: Sequence[str]) -> str:
+    return " / ".join(f"“{escape(q)}”" for q in examples)
+
+
+def _answer_blocks(reply: AnswerReply) -> tuple[list[Block], list[str]]:
+    answer = reply.answer
     blocks: list[Block] = []
     lines: list[str] = []
-    if shared_by:
-        intro = f"<@{shared_by}> shared an answer to: “{echo(question)}”"
-        blocks.append(_context(intro))
-        lines.append(f"Shared answer to: “{echo(question)}”")
-    blocks.append(_mrkdwn(escape(answer.text)))
-    lines.append(escape(answer.text))
+    if reply.shared_by:
+        blocks.append(
+            _context(f"<@{reply.shared_by}> shared an answer to: “{echo(answer.question)}”")
+        )
+        lines.append(f"Shared answer to: “{echo(answer.question)}”")
+    numbered = answer.kind == "overview"
+    number = {s: i for i, s in enumerate(answer.sources, 1)}
+
+    def cite(sources: Sequence[Source]) -> str:
+        return " " + "".join(f"[{number[s]}]" for s in sources) if numbered and sources else ""
+
+    if answer.parts:
+        body = escape(answer.parts[0].text) + cite(answer.parts[0].sources)
+        body += "".join(f"\n• {escape(p.text)}{cite(p.sources)}" for p in answer.parts[1:])
+    else:
+        body = escape(answer.text)
+    blocks.append(_mrkdwn(body))
+    lines.append(body)
+    if answer.kind == "decline" or answer.kind == "out-of-scope":
+        hint = f"Try `{DEADLINES}` for the key dates, or `{HELP}` for what I cover."
+        if answer.examples:
+            hint = f"For example: {_examples_line(answer.examples)}. " + hint
+        blocks.append(_context(hint))
+        lines.append(hint.replace("`", ""))
+    elif answer.kind == "smalltalk" and answer.examples:
+        examples = "\n".join(f"• “{escape(q)}”" for q in answer.examples)
+        blocks.append(_mrkdwn("*For example*\n" + examples))
+        lines.append("For example: " + _examples_line(answer.examples))
     if answer.sources:
-        blocks.append(_context("*Sources*\n" + "\n".join(_source_line(s) for s in answer.sources)))
+        listed = [_source_line(s) for s in answer.sources]
+        if numbered:
+            listed = [f"[{i}] {line}" for i, line in enumerate(listed, 1)]
+        blocks.append(_context("*Sources*\n" + "\n".join(listed)))
         lines.append("Sources: " + "; ".join(_source_plain(s) for s in answer.sources))
     follow_ups = list(answer.follow_ups)[:2]
     if follow_ups:
@@ -214,75 +252,73 @@ def answer_message(
             )
         )
         lines.append("Related: " + " / ".join(escape(f.question) for f in follow_ups))
-    value = feedback_value(question, answer.entry_ids)
-    buttons = [
-        _button("👍 Helpful", FEEDBACK_UP, value),
-        _button("👎 Not helpful", FEEDBACK_DOWN, value),
-    ]
-    if share:
-        buttons.append(_button("Share in channel", SHARE_ANSWER, question, style="primary"))
-    blocks.append(ActionsBlock(block_id="feedback", elements=buttons))
-    return Message(
-        text="\n".join(lines),
-        blocks=_render(blocks),
-        question=question,
-        entry_ids=tuple(answer.entry_ids),
-        declined=answer.declined,
-        score=answer.score,
+    if answer.answered:
+        value = feedback_value(answer.question, answer.entry_ids)
+        buttons = [
+            _button("👍 Helpful", FEEDBACK_UP, value),
+            _button("👎 Not helpful", FEEDBACK_DOWN, value),
+        ]
+        if reply.share:
+            buttons.append(_button("Share in channel", SHARE_ANSWER, answer.question, "primary"))
+        blocks.append(ActionsBlock(block_id="feedback", elements=buttons))
+    return blocks, lines
+
+
+def _prompt_text(reply: PromptReply) -> str:
+    how = f"Usage: `{reply.command} QUESTION`. " if reply.command else ""
+    example = f", for example: “{escape(reply.examples[0])}”" if reply.examples else ""
+    return (
+        f"{how}Ask me anything about the 2024 US ban on Kaspersky software{example}. "
+        f"`{HELP}` lists what I know."
     )
 
 
-def prompt_message(*, command: str | None = None) -> Message:
-    """What an empty question gets: how to ask, with an example."""
-    how = f"Usage: `{command} QUESTION`. " if command else ""
-    text = (
-        f"{how}Ask me anything about the 2024 US ban on Kaspersky software, for example: "
-        "“When do Kaspersky updates stop?” `/ban-help` lists what I know."
-    )
-    return Message(text=text.replace("`", ""), blocks=_render([_mrkdwn(text)]))
-
-
-def _event_section(event: TimelineEvent, timeline: Timeline, now: dt.datetime) -> str:
-    standing = timeline.standing(event, now)
-    text = f"*{escape(format_date(event))}* ({standing})\n*{escape(event.title)}*\n"
+def _event_section(event: DatedEvent) -> str:
+    text = f"*{escape(event.when)}* ({event.standing})\n*{escape(event.title)}*\n"
     text += escape(event.what)
     if event.sources:
         text += "\n_Source:_ " + "; ".join(_source_line(s) for s in event.sources[:2])
     return text
 
 
-def _event_plain(event: TimelineEvent, timeline: Timeline, now: dt.datetime) -> str:
-    return escape(
-        f"{format_date(event)} ({timeline.standing(event, now)}): {event.title}. {event.what}"
-    )
-
-
-def deadlines_message(
-    events: Sequence[TimelineEvent], *, timeline: Timeline, now: dt.datetime, word: str = ""
-) -> Message:
-    """The timeline (or the events matching ``word``) with where each date stands against now."""
-    word = " ".join(word.split())
+def _deadlines_blocks(reply: DeadlinesReply) -> tuple[list[Block], list[str]]:
+    title = "Kaspersky ban: the key dates" if reply.scope == "key" else "Kaspersky ban timeline"
     # What the user typed goes only into mrkdwn (escaped), never into the plain_text header.
-    blocks: list[Block] = [_header("Kaspersky ban timeline")]
-    if not events:
+    blocks: list[Block] = [_header(title)]
+    if not reply.events:
         text = (
-            f"No date in the timeline mentions “{echo(word, 80)}”. "
-            "Try `/ban-deadlines` on its own to see them all."
+            f"No date in the timeline mentions “{echo(reply.word, 80)}”. Try `{DEADLINES}` on "
+            f"its own for the key dates, or `{DEADLINES} history` for all of them."
         )
-        return Message(text=text.replace("`", ""), blocks=_render([*blocks, _mrkdwn(text)]))
-    if word:
-        blocks.append(_context(f"Dates that mention “{echo(word, 80)}”"))
-    shown = list(events)[: _MAX_BLOCKS - 4]
-    blocks += [_mrkdwn(_event_section(e, timeline, now)) for e in shown]
-    if len(shown) < len(events):
-        blocks.append(_context(f"… and {len(events) - len(shown)} more; add a word to narrow."))
-    blocks.append(_context(f"Dates as of {now.date().isoformat()}."))
-    lines = [_event_plain(e, timeline, now) for e in shown]
-    return Message(text="\n".join(lines), blocks=_render(blocks))
+        return [*blocks, _mrkdwn(text)], [text.replace("`", "")]
+    if reply.scope == "match":
+        blocks.append(_context(f"Dates that mention “{echo(reply.word, 80)}”"))
+    shown = list(reply.events)[: _MAX_BLOCKS - 5]
+    blocks += [_mrkdwn(_event_section(e)) for e in shown]
+    lines = [escape(f"{e.when} ({e.standing}): {e.title}. {e.what}") for e in shown]
+    if len(shown) < len(reply.events):
+        blocks.append(
+            _context(f"… and {len(reply.events) - len(shown)} more; add a word to narrow.")
+        )
+    if reply.hidden:
+        more = (
+            f"{reply.hidden} more dates, the 2017-2022 history among them: "
+            f"`{DEADLINES} history`, or a word such as `{DEADLINES} lawsuit`."
+        )
+        blocks.append(_context(more))
+        blocks.append(
+            ActionsBlock(
+                block_id="deadlines",
+                elements=[_button("Show the full history", SHOW_HISTORY, "history")],
+            )
+        )
+        lines.append(more.replace("`", ""))
+    blocks.append(_context(f"Dates as of {reply.as_of.isoformat()}."))
+    return blocks, lines
 
 
-def _category_lines(categories: Sequence[str]) -> str:
-    return "\n".join(f"• {escape(CATEGORY_LABELS.get(c, c))}" for c in categories)
+def _topic_lines(topics: Sequence[str]) -> str:
+    return "\n".join(f"• {escape(t)}" for t in topics)
 
 
 def _example_lines(examples: Sequence[str]) -> str:
@@ -294,84 +330,61 @@ def _how_to_ask() -> str:
         f"• `{name}{' ' + args if args else ''}`: {what}" for name, args, what in COMMANDS
     )
     return (
-        "Mention me in a channel (I answer in the thread, and keep answering follow-ups there), "
-        "or send me a direct message.\n" + commands
+        "Mention me in a channel (I answer in the thread, and keep answering follow-ups there, "
+        "no mention needed), or send me a direct message.\n" + commands
     )
 
 
-def help_message(*, categories: Sequence[str], examples: Sequence[str]) -> Message:
-    """What the bot knows (its categories), example questions, and the commands."""
+def _help_blocks(reply: HelpReply) -> tuple[list[Block], list[str]]:
     blocks: list[Block] = [
         _header("What I know about the 2024 US ban on Kaspersky software"),
-        _mrkdwn("*I can answer questions about*\n" + _category_lines(categories)),
-        _mrkdwn("*For example*\n" + _example_lines(examples)),
+        _mrkdwn("*I can answer questions about*\n" + _topic_lines(reply.topics)),
+        _mrkdwn("*For example*\n" + _example_lines(reply.examples)),
         _mrkdwn("*How to ask*\n" + _how_to_ask()),
     ]
     text = (
         "I answer questions about the 2024 US ban on Kaspersky software: "
-        + ", ".join(escape(CATEGORY_LABELS.get(c, c)) for c in categories)
-        + ". Commands: /ban-ask QUESTION, /ban-deadlines [word], /ban-help."
+        + "; ".join(escape(t) for t in reply.topics)
+        + f". Commands: {ASK} QUESTION, {DEADLINES} [word], {HELP}."
     )
-    return Message(text=text, blocks=_render(blocks))
+    return blocks, [text]
 
 
-def home_view(
-    *,
-    key_events: Sequence[TimelineEvent],
-    timeline: Timeline,
-    now: dt.datetime,
-    categories: Sequence[str],
-    examples: Sequence[str],
-) -> dict[str, Any]:
+def slack_message(reply: Reply) -> Message:
+    """Any reply as a Slack message: Block Kit and its plain-text fallback."""
+    if isinstance(reply, AnswerReply):
+        blocks, lines = _answer_blocks(reply)
+    elif isinstance(reply, PromptReply):
+        text = _prompt_text(reply)
+        blocks, lines = [_mrkdwn(text)], [text.replace("`", "")]
+    elif isinstance(reply, DeadlinesReply):
+        blocks, lines = _deadlines_blocks(reply)
+    elif isinstance(reply, HelpReply):
+        blocks, lines = _help_blocks(reply)
+    else:
+        text = escape(reply.text)
+        block: Block = _context(text) if reply.kind == "feedback" else _mrkdwn(text)
+        blocks, lines = [block], [text]
+    return _message(reply, blocks, "\n".join(lines))
+
+
+def home_view(reply: HelpReply) -> dict[str, Any]:
     """The App Home tab: key deadlines against today, what the bot answers, how to ask."""
     deadlines = "\n".join(
-        f"• *{escape(format_date(e))}* ({timeline.standing(e, now)}): {escape(e.title)}"
-        for e in key_events
+        f"• *{escape(e.when)}* ({e.standing}): {escape(e.title)}" for e in reply.key_events
     )
+    as_of = reply.as_of.isoformat() if reply.as_of else ""
     blocks: list[Block] = [
         _header("ban-bot: the 2024 US ban on Kaspersky software"),
         _mrkdwn("*Key deadlines*\n" + (deadlines or "No key deadlines in the knowledge set.")),
-        _context(f"As of {now.date().isoformat()}. `/ban-deadlines` shows the full timeline."),
+        _context(
+            f"As of {as_of}. `{DEADLINES}` explains each date; `{DEADLINES} history` shows the "
+            "full timeline, 2017 on."
+        ),
         DividerBlock(),
-        _mrkdwn("*What I can answer*\n" + _category_lines(categories)),
-        _mrkdwn("*For example*\n" + _example_lines(examples)),
+        _mrkdwn("*What I can answer*\n" + _topic_lines(reply.topics)),
+        _mrkdwn("*For example*\n" + _example_lines(reply.examples)),
         DividerBlock(),
         _mrkdwn("*How to ask*\n" + _how_to_ask()),
     ]
     return {"type": "home", "blocks": _render(blocks)}
-
-
-def error_message(error_id: str) -> Message:
-    """The short apology a user sees on an internal error; the detail is in the log."""
-    text = (
-        "Sorry, something went wrong on my side and I could not answer that. "
-        f"If it keeps happening, tell the people who run me: error id {error_id}."
-    )
-    return Message(text=text, blocks=_render([_mrkdwn(text)]))
-
-
-def busy_message() -> Message:
-    """What a user is told when every answering thread is busy and the queue is full."""
-    text = (
-        "Sorry, I'm answering a lot of questions right now and could not take this one. "
-        "Please try again in a minute."
-    )
-    return Message(text=text, blocks=_render([_mrkdwn(text)]))
-
-
-def rate_limited_message(per_minute: int) -> Message:
-    """What a user over the per-user rate limit is told (once per minute)."""
-    text = (
-        f"You have asked me more than {per_minute} questions in the last minute, which is as many "
-        "as I answer for one person. Please wait a minute and ask again."
-    )
-    return Message(text=text, blocks=_render([_mrkdwn(text)]))
-
-
-def feedback_thanks(vote: str) -> Message:
-    """The visible acknowledgement of a 👍/👎 click."""
-    if vote == "up":
-        text = "Thanks for the feedback: glad it helped. 👍"
-    else:
-        text = "Thanks for the feedback: noted, it helps improve the answers. 👎"
-    return Message(text=text, blocks=_render([_context(text)]))

@@ -1,0 +1,140 @@
+"""Plain-text rendering of a ``Reply`` (bot/reply.py): one renderer for the local chat and the
+CLI, so ``ban-bot ask`` and ``ban-bot chat`` show an answer the same way.
+
+Usage::
+
+    print(render_text(question_reply(engine, "when do updates stop?")))
+    print(render_text(reply, commands=CLI_COMMANDS))   # hints name `ban-bot deadlines`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.knowledge import Source
+from bot.reply import (
+    COMMANDS,
+    DEADLINES,
+    HELP,
+    AnswerReply,
+    DatedEvent,
+    DeadlinesReply,
+    HelpReply,
+    PromptReply,
+    Reply,
+)
+from bot.timeline import format_partial_date
+
+# How each surface spells the deadlines and help commands in its hints.
+CHAT_COMMANDS = {"deadlines": DEADLINES, "help": HELP}
+CLI_COMMANDS = {"deadlines": "ban-bot deadlines", "help": "ban-bot --help"}
+RULE_WIDTH = 78
+
+
+def source_text(source: Source) -> str:
+    """A source as one line: "Title, Publisher, June 24, 2024 [unconfirmed] https://..."."""
+    text = f"{source.title}, {source.publisher}, {format_partial_date(source.date)}"
+    if source.status == "unconfirmed":
+        text += " [unconfirmed]"
+    if source.url:
+        text += f" {source.url}"
+    return text
+
+
+def _examples(examples: Sequence[str]) -> list[str]:
+    return [f"  • “{q}”" for q in examples]
+
+
+def _answer(reply: AnswerReply, commands: dict[str, str]) -> list[str]:
+    answer = reply.answer
+    lines: list[str] = []
+    if reply.shared_by:
+        lines.append(f"Shared answer to: “{answer.question}”")
+    numbered = answer.kind == "overview"
+    number = {s: i for i, s in enumerate(answer.sources, 1)}
+
+    def cite(sources: Sequence[Source]) -> str:
+        return " " + "".join(f"[{number[s]}]" for s in sources) if numbered and sources else ""
+
+    if answer.parts:
+        lines.append(answer.parts[0].text + cite(answer.parts[0].sources))
+        lines += [f"  • {p.text}{cite(p.sources)}" for p in answer.parts[1:]]
+    else:
+        lines.append(answer.text)
+    if answer.kind in ("decline", "out-of-scope"):
+        if answer.examples:
+            lines.append("For example: " + " / ".join(f"“{q}”" for q in answer.examples))
+        lines.append(
+            f"Try {commands['deadlines']} for the key dates, or {commands['help']} for what I cover."
+        )
+    elif answer.kind == "smalltalk" and answer.examples:
+        lines += ["For example:", *_examples(answer.examples)]
+    if answer.sources:
+        lines.append("Sources:")
+        for i, s in enumerate(answer.sources, 1):
+            lines.append(f"  [{i}] {source_text(s)}" if numbered else f"  - {source_text(s)}")
+    if answer.follow_ups:
+        lines += [f"  ↪ you could also ask: {f.question}" for f in answer.follow_ups[:2]]
+    return lines
+
+
+def _event(event: DatedEvent) -> list[str]:
+    mark = "*" if event.key else " "
+    return [f"{mark} {event.when} ({event.standing}): {event.title}", f"    {event.what}"]
+
+
+def _deadlines(reply: DeadlinesReply, commands: dict[str, str]) -> list[str]:
+    if not reply.events:
+        return [
+            f"No date in the timeline mentions “{reply.word}”. Try {commands['deadlines']} on its "
+            f"own for the key dates, or {commands['deadlines']} history for all of them."
+        ]
+    title = "Kaspersky ban: the key dates" if reply.scope == "key" else "Kaspersky ban timeline"
+    if reply.scope == "match":
+        title += f" (dates that mention “{reply.word}”)"
+    lines = [title, "=" * min(len(title), RULE_WIDTH)]
+    for e in reply.events:
+        lines += _event(e)
+    if reply.hidden:
+        lines.append(
+            f"{reply.hidden} more dates, the 2017-2022 history among them: "
+            f"{commands['deadlines']} history, or a word such as {commands['deadlines']} lawsuit."
+        )
+    if any(e.key for e in reply.events) and reply.scope != "key":
+        lines.append("* = a key deadline")
+    lines.append(f"Dates as of {reply.as_of.isoformat()}.")
+    return lines
+
+
+def _help(reply: HelpReply, commands: dict[str, str]) -> list[str]:
+    title = "What I know about the 2024 US ban on Kaspersky software"
+    lines = [title, "=" * min(len(title), RULE_WIDTH), "I can answer questions about:"]
+    lines += [f"  • {t}" for t in reply.topics]
+    lines += ["For example:", *_examples(reply.examples)]
+    if commands is CHAT_COMMANDS:
+        lines.append("Commands:")
+        lines += [f"  {name}{' ' + args if args else ''}: {what}" for name, args, what in COMMANDS]
+    return lines
+
+
+def render_text(reply: Reply, *, commands: dict[str, str] = CHAT_COMMANDS) -> str:
+    """A reply as terminal text; ``commands`` says how hints name the deadlines and help."""
+    if isinstance(reply, AnswerReply):
+        lines = _answer(reply, commands)
+    elif isinstance(reply, PromptReply):
+        how = f"Usage: {reply.command} QUESTION. " if reply.command else ""
+        example = f", for example: “{reply.examples[0]}”" if reply.examples else ""
+        lines = [
+            f"{how}Ask me anything about the 2024 US ban on Kaspersky software{example}. "
+            f"{commands['help']} lists what I know."
+        ]
+    elif isinstance(reply, DeadlinesReply):
+        lines = _deadlines(reply, commands)
+    elif isinstance(reply, HelpReply):
+        lines = _help(reply, commands)
+    else:
+        lines = [reply.text]
+    return "\n".join(lines)
+
+
+__all__ = ["CHAT_COMMANDS", "CLI_COMMANDS", "render_text", "source_text"]

@@ -31,7 +31,7 @@ from bot.index import IndexProblem, current_build
 if TYPE_CHECKING:
     from bot.answer import Engine
 
-logger = logging.getLogger("bot.reload")
+logger = logging.getLogger(__name__)
 
 
 class IndexWatcher:

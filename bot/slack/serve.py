@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from bot.answer import Engine
 
-logger = logging.getLogger("bot.slack.serve")
+logger = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"  # Prometheus

@@ -79,7 +79,7 @@ def home_view(engine: Engine) -> dict[str, Any]:
     """The App Home tab: key deadlines against today, what the bot answers, how to ask."""
     timeline = engine.timeline
     return blocks.home_view(
-        key_events=[e for e in timeline.events if e.key],
+        key_events=timeline.key_events,
         timeline=timeline,
         now=engine.clock(),
         categories=engine.knowledge.categories,

@@ -48,8 +48,13 @@ DATA_FILES = ("knowledge.json", "rows.json", "embeddings.npy", "vectors.faiss")
 ONNX_FILES = ("model.onnx", "tokenizer.json")
 
 
-class IndexProblem(Exception):
-    """The index is missing, stale, built with another model, or corrupt."""
+class IndexLoadError(Exception):
+    """The index cannot be loaded: missing, corrupt, of an unknown format, or (rollback) with no
+    earlier intact build. The message is one sentence saying what to run."""
+
+
+# bot/answer.py (being rewritten) still raises the old name; drop this once it uses the new one.
+IndexProblem = IndexLoadError
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ def current_build(index_dir: Path) -> Path | None:
     except FileNotFoundError:
         return None
     if not name or "/" in name or name.startswith("."):
-        raise IndexProblem(f"{pointer}: does not name a build; rebuild with `ban-bot index build`.")
+        raise IndexLoadError(f"{pointer}: does not name a build; rebuild with `ban-bot index build`.")
     return index_dir / BUILDS / name
 
 
@@ -129,11 +134,11 @@ def read_manifest(build: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise IndexProblem(f"{path} is missing; rebuild with `ban-bot index build`.") from None
+        raise IndexLoadError(f"{path} is missing; rebuild with `ban-bot index build`.") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise IndexProblem(f"{path} is corrupt; rebuild with `ban-bot index build`.") from None
+        raise IndexLoadError(f"{path} is corrupt; rebuild with `ban-bot index build`.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexProblem(f"{path}: unknown index format; rebuild with `ban-bot index build`.")
+        raise IndexLoadError(f"{path}: unknown index format; rebuild with `ban-bot index build`.")
     return manifest
 
 
@@ -142,9 +147,9 @@ def verify_files(build: Path, manifest: dict[str, Any]) -> None:
     for name, digest in manifest.get("files", {}).items():
         path = build / name
         if not path.is_file():
-            raise IndexProblem(f"{path} is missing; rebuild with `ban-bot index build`.")
+            raise IndexLoadError(f"{path} is missing; rebuild with `ban-bot index build`.")
         if sha256_file(path) != digest:
-            raise IndexProblem(
+            raise IndexLoadError(
                 f"{path} does not match its manifest (corrupt or edited); "
                 "rebuild with `ban-bot index build`."
             )
@@ -156,7 +161,7 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
 
     build = current_build(index_dir)
     if build is None:
-        raise IndexProblem(f"{index_dir}: no index has been built yet; run `ban-bot index build`.")
+        raise IndexLoadError(f"{index_dir}: no index has been built yet; run `ban-bot index build`.")
     manifest = read_manifest(build)
     if verify:
         verify_files(build, manifest)
@@ -166,10 +171,10 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
         embeddings = np.load(build / "embeddings.npy", allow_pickle=False)
         index = faiss.read_index(str(build / "vectors.faiss"))
     except Exception as e:  # any damage that slipped past the hashes (verify=False)
-        raise IndexProblem(f"{build}: cannot read the index ({e}); rebuild it.") from None
+        raise IndexLoadError(f"{build}: cannot read the index ({e}); rebuild it.") from None
     dim = manifest["model"]["dimension"]
     if index.ntotal != len(rows) or embeddings.shape != (len(rows), dim) or index.d != dim:
-        raise IndexProblem(
+        raise IndexLoadError(
             f"{build}: vectors and rows disagree; rebuild with `ban-bot index build`."
         )
     return LoadedIndex(build, manifest, knowledge, rows, embeddings, index)
@@ -191,7 +196,7 @@ def check_index(settings: Settings) -> list[str]:
     knowledge = load_knowledge(settings.knowledge_dir)
     try:
         loaded = load_index(settings.index_dir)
-    except IndexProblem as e:
+    except IndexLoadError as e:
         return [str(e)]
     return _fresh_problems(loaded.manifest, knowledge, settings.model)
 
@@ -218,7 +223,7 @@ def _previous(index_dir: Path) -> LoadedIndex | None:
     """The live build if it is intact, to reuse its vectors; a damaged one is simply not reused."""
     try:
         return load_index(index_dir)
-    except IndexProblem:
+    except IndexLoadError:
         return None
 
 
@@ -475,8 +480,8 @@ def rollback(index_dir: Path) -> str:
     for candidate in _finished_builds(index_dir, besides=live.name if live else None):
         try:
             verify_files(candidate, read_manifest(candidate))
-        except IndexProblem:
+        except IndexLoadError:
             continue
         _atomic_write_text(index_dir / CURRENT, candidate.name + "\n")
         return candidate.name
-    raise IndexProblem(f"{index_dir}: no earlier intact build to roll back to.")
+    raise IndexLoadError(f"{index_dir}: no earlier intact build to roll back to.")

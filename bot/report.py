@@ -198,7 +198,7 @@ def build_report(
     entries. Loads the index only when there is something to group.
 
     ``threshold`` is the cosine similarity two groups need to merge (default ``GROUP_THRESHOLD``).
-    Raises ``IndexProblem`` (a clear message) when there are questions but no usable index.
+    Raises ``IndexLoadError`` (a clear message) when there are questions but no usable index.
 
     Usage: ``build_report(settings, since_days=7).groups[0].examples``
     """

@@ -125,7 +125,9 @@ def current_build(index_dir: Path) -> Path | None:
     except FileNotFoundError:
         return None
     if not name or "/" in name or name.startswith("."):
-        raise IndexLoadError(f"{pointer}: does not name a build; rebuild with `ban-bot index build`.")
+        raise IndexLoadError(
+            f"{pointer}: does not name a build; rebuild with `ban-bot index build`."
+        )
     return index_dir / BUILDS / name
 
 
@@ -161,7 +163,9 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
 
     build = current_build(index_dir)
     if build is None:
-        raise IndexLoadError(f"{index_dir}: no index has been built yet; run `ban-bot index build`.")
+        raise IndexLoadError(
+            f"{index_dir}: no index has been built yet; run `ban-bot index build`."
+        )
     manifest = read_manifest(build)
     if verify:
         verify_files(build, manifest)

@@ -86,7 +86,7 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Report:
+class CurationReport:
     """The groups, most asked first, and what the report covered."""
 
     groups: tuple[Group, ...]
@@ -173,7 +173,7 @@ def build_report(
     since_days: int | None = None,
     now: dt.datetime | None = None,
     threshold: float | None = None,
-) -> Report:
+) -> CurationReport:
     """Read the store, embed the declined and 👎 questions, group them and find their nearest
     entries. Loads the index only when there is something to group.
 
@@ -196,7 +196,7 @@ def build_report(
         if signals
         else []
     )
-    return Report(
+    return CurationReport(
         groups=tuple(groups),
         since_days=since_days,
         retention_days=settings.retention_days,
@@ -256,7 +256,7 @@ def _group_signals(settings: Settings, signals: list[Signal], threshold: float) 
     return groups
 
 
-def render_text(report: Report) -> str:
+def render_text(report: CurationReport) -> str:
     """The report as a curator reads it in a terminal."""
     window = (
         f"in the last {report.since_days} days"

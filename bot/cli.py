@@ -35,12 +35,12 @@ def _user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from bot.embedding import EmbeddingError
-        from bot.index import IndexProblem
+        from bot.index import IndexLoadError
         from bot.knowledge import KnowledgeError
 
         try:
             return fn(*args, **kwargs)
-        except (KnowledgeError, IndexProblem, EmbeddingError, ConfigError) as e:
+        except (KnowledgeError, IndexLoadError, EmbeddingError, ConfigError) as e:
             raise click.ClickException(str(e)) from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -48,8 +48,13 @@ DATA_FILES = ("knowledge.json", "rows.json", "embeddings.npy", "vectors.faiss")
 ONNX_FILES = ("model.onnx", "tokenizer.json")
 
 
-class IndexProblem(Exception):
-    """The index is missing, stale, built with another model, or corrupt."""
+class IndexLoadError(Exception):
+    """The index cannot be loaded: missing, corrupt, of an unknown format, or (rollback) with no
+    earlier intact build. The message is one sentence saying what to run."""
+
+
+# bot/answer.py (being rewritten) still raises the old name; drop this once it uses the new one.
+IndexProblem = IndexLoadError
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,9 @@ def current_build(index_dir: Path) -> Path | None:
     except FileNotFoundError:
         return None
     if not name or "/" in name or name.startswith("."):
-        raise IndexProblem(f"{pointer}: does not name a build; rebuild with `ban-bot index build`.")
+        raise IndexLoadError(
+            f"{pointer}: does not name a build; rebuild with `ban-bot index build`."
+        )
     return index_dir / BUILDS / name
 
 
@@ -129,11 +136,11 @@ def read_manifest(build: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise IndexProblem(f"{path} is missing; rebuild with `ban-bot index build`.") from None
+        raise IndexLoadError(f"{path} is missing; rebuild with `ban-bot index build`.") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise IndexProblem(f"{path} is corrupt; rebuild with `ban-bot index build`.") from None
+        raise IndexLoadError(f"{path} is corrupt; rebuild with `ban-bot index build`.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexProblem(f"{path}: unknown index format; rebuild with `ban-bot index build`.")
+        raise IndexLoadError(f"{path}: unknown index format; rebuild with `ban-bot index build`.")
     return manifest
 
 
@@ -142,9 +149,9 @@ def verify_files(build: Path, manifest: dict[str, Any]) -> None:
     for name, digest in manifest.get("files", {}).items():
         path = build / name
         if not path.is_file():
-            raise IndexProblem(f"{path} is missing; rebuild with `ban-bot index build`.")
+            raise IndexLoadError(f"{path} is missing; rebuild with `ban-bot index build`.")
         if sha256_file(path) != digest:
-            raise IndexProblem(
+            raise IndexLoadError(
                 f"{path} does not match its manifest (corrupt or edited); "
                 "rebuild with `ban-bot index build`."
             )
@@ -156,7 +163,9 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
 
     build = current_build(index_dir)
     if build is None:
-        raise IndexProblem(f"{index_dir}: no index has been built yet; run `ban-bot index build`.")
+        raise IndexLoadError(
+            f"{index_dir}: no index has been built yet; run `ban-bot index build`."
+        )
     manifest = read_manifest(build)
     if verify:
         verify_files(build, manifest)
@@ -166,10 +175,10 @@ def load_index(index_dir: Path, *, verify: bool = True) -> LoadedIndex:
         embeddings = np.load(build / "embeddings.npy", allow_pickle=False)
         index = faiss.read_index(str(build / "vectors.faiss"))
     except Exception as e:  # any damage that slipped past the hashes (verify=False)
-        raise IndexProblem(f"{build}: cannot read the index ({e}); rebuild it.") from None
+        raise IndexLoadError(f"{build}: cannot read the index ({e}); rebuild it.") from None
     dim = manifest["model"]["dimension"]
     if index.ntotal != len(rows) or embeddings.shape != (len(rows), dim) or index.d != dim:
-        raise IndexProblem(
+        raise IndexLoadError(
             f"{build}: vectors and rows disagree; rebuild with `ban-bot index build`."
         )
     return LoadedIndex(build, manifest, knowledge, rows, embeddings, index)
@@ -191,7 +200,7 @@ def check_index(settings: Settings) -> list[str]:
     knowledge = load_knowledge(settings.knowledge_dir)
     try:
         loaded = load_index(settings.index_dir)
-    except IndexProblem as e:
+    except IndexLoadError as e:
         return [str(e)]
     return _fresh_problems(loaded.manifest, knowledge, settings.model)
 
@@ -218,7 +227,7 @@ def _previous(index_dir: Path) -> LoadedIndex | None:
     """The live build if it is intact, to reuse its vectors; a damaged one is simply not reused."""
     try:
         return load_index(index_dir)
-    except IndexProblem:
+    except IndexLoadError:
         return None
 
 
@@ -243,7 +252,130 @@ def _cleanup(index_dir: Path, keep: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _embed_missing(spec: ModelSpec, texts: list[str], progress: bool) -> tuple[np.ndarray, str]:
+@dataclass(frozen=True)
+class _Vectors:
+    """One vector per row, in row order, and where they came from."""
+
+    matrix: np.ndarray  # float32, (rows, dimension)
+    weights_sha256: str  # of the model that made them; "injected" for a caller's embedder
+    embedded: int  # texts embedded by this build; the others were reused
+    model_loaded: bool
+
+
+def build_index(
+    settings: Settings,
+    *,
+    progress: bool | None = None,
+    force: bool = False,
+    before_swap: Callable[[Path], None] | None = None,
+    embedder: Embedder | None = None,
+) -> BuildResult:
+    """Validate the knowledge, embed what changed, and atomically make the new build live.
+
+    ``embedder`` replaces the configured model (tests use a deterministic one); such a build has
+    no ONNX query encoder, so whoever loads it must bring the same embedder.
+    ``before_swap`` runs after the new build is written and before it goes live (tests).
+    """
+    started = time.perf_counter()
+    knowledge = load_knowledge(settings.knowledge_dir)
+    index_dir = settings.index_dir
+    (index_dir / BUILDS).mkdir(parents=True, exist_ok=True)
+    previous = _previous(index_dir)
+    if (
+        previous is not None
+        and not force
+        and not _fresh_problems(previous.manifest, knowledge, settings.model)
+    ):
+        return BuildResult(
+            changed=False,
+            build_id=previous.build_id,
+            entries=len(knowledge.entries),
+            vectors=len(previous.rows),
+            embedded=0,
+            reused=len(previous.rows),
+            seconds=time.perf_counter() - started,
+            model_loaded=False,
+        )
+
+    spec = resolve_model(settings.model)
+    # The previous build's vectors (and ONNX export) serve again only if the model is the same.
+    reusable = (
+        previous
+        if previous is not None and previous.manifest["model"]["name"] == settings.model
+        else None
+    )
+    rows = _rows_for(knowledge)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    vectors = _embed_rows(rows, spec, reusable, embedder=embedder, progress=progress)
+
+    build_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    tmp = index_dir / BUILDS / f".tmp-{build_id}"
+    tmp.mkdir()
+    try:
+        _write_data(tmp, knowledge, rows, vectors.matrix)
+        encoder = (
+            {"kind": "injected"} if embedder is not None else _query_encoder(spec, tmp, reusable)
+        )
+        _write_manifest(
+            tmp,
+            build_id=build_id,
+            model=settings.model,
+            vectors=vectors,
+            encoder=encoder,
+            knowledge=knowledge,
+        )
+        _make_live(tmp, index_dir, build_id, before_swap=before_swap)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _cleanup(index_dir, keep=build_id)
+    return BuildResult(
+        changed=True,
+        build_id=build_id,
+        entries=len(knowledge.entries),
+        vectors=len(rows),
+        embedded=vectors.embedded,
+        reused=len(rows) - vectors.embedded,
+        seconds=time.perf_counter() - started,
+        model_loaded=vectors.model_loaded,
+    )
+
+
+def _embed_rows(
+    rows: list[Row],
+    spec: ModelSpec,
+    previous: LoadedIndex | None,
+    *,
+    embedder: Embedder | None,
+    progress: bool,
+) -> _Vectors:
+    """A vector for every row: the previous build's where its text is unchanged, the others
+    embedded now (with ``embedder``, else the model, loaded only if anything is missing)."""
+    cache: dict[str, np.ndarray] = {}
+    weights_sha = ""
+    if previous is not None:
+        cache = {r.sha: previous.embeddings[i] for i, r in enumerate(previous.rows)}
+        weights_sha = previous.manifest["model"]["weights_sha256"]
+    missing = sorted({r.text for r in rows if r.sha not in cache})
+    model_loaded = False
+    if missing:
+        if embedder is not None:
+            new, weights_sha = embedder.encode(missing), "injected"
+        else:
+            new, weights_sha = _embed_with_model(spec, missing, progress)
+            model_loaded = True
+        for text, vector in zip(missing, new, strict=True):
+            cache[_text_sha(text)] = vector
+    return _Vectors(
+        matrix=np.vstack([cache[r.sha] for r in rows]).astype(np.float32),
+        weights_sha256=weights_sha,
+        embedded=len(missing),
+        model_loaded=model_loaded,
+    )
+
+
+def _embed_with_model(spec: ModelSpec, texts: list[str], progress: bool) -> tuple[np.ndarray, str]:
     from tqdm import tqdm
 
     from bot.embedding import TorchEmbedder
@@ -261,124 +393,67 @@ def _embed_missing(spec: ModelSpec, texts: list[str], progress: bool) -> tuple[n
     return np.vstack(out), embedder.weights_sha256
 
 
-def build_index(
-    settings: Settings,
-    *,
-    progress: bool | None = None,
-    force: bool = False,
-    before_swap: Callable[[Path], None] | None = None,
-    embedder: Embedder | None = None,
-) -> BuildResult:
-    """Validate the knowledge, embed what changed, and atomically make the new build live.
-
-    ``embedder`` replaces the configured model (tests use a deterministic one); such a build has
-    no ONNX query encoder, so whoever loads it must bring the same embedder.
-    ``before_swap`` runs after the new build is written and before it goes live (tests).
-    """
+def _write_data(build: Path, knowledge: KnowledgeSet, rows: list[Row], matrix: np.ndarray) -> None:
+    """The knowledge snapshot, the rows, their vectors and the flat inner-product FAISS index."""
     import faiss
 
-    started = time.perf_counter()
-    if progress is None:
-        progress = sys.stderr.isatty()
-    knowledge = load_knowledge(settings.knowledge_dir)
-    index_dir = settings.index_dir
-    index_dir.mkdir(parents=True, exist_ok=True)
-    (index_dir / BUILDS).mkdir(exist_ok=True)
-    previous = _previous(index_dir)
-    if (
-        previous is not None
-        and not force
-        and not _fresh_problems(previous.manifest, knowledge, settings.model)
-    ):
-        return BuildResult(
-            False,
-            previous.build_id,
-            len(knowledge.entries),
-            len(previous.rows),
-            0,
-            len(previous.rows),
-            time.perf_counter() - started,
-            False,
-        )
+    (build / "knowledge.json").write_text(json.dumps(knowledge.to_json(), ensure_ascii=False))
+    (build / "rows.json").write_text(json.dumps([r.__dict__ for r in rows], ensure_ascii=False))
+    np.save(build / "embeddings.npy", matrix, allow_pickle=False)
+    flat = faiss.IndexFlatIP(int(matrix.shape[1]))
+    flat.add(matrix)
+    faiss.write_index(flat, str(build / "vectors.faiss"))
 
-    spec = resolve_model(settings.model)
-    rows = _rows_for(knowledge)
-    same_model = previous is not None and previous.manifest["model"]["name"] == settings.model
-    cache: dict[str, np.ndarray] = {}
-    if same_model and previous is not None:
-        cache = {r.sha: previous.embeddings[i] for i, r in enumerate(previous.rows)}
-    missing = sorted({r.text for r in rows if r.sha not in cache})
-    weights_sha = previous.manifest["model"]["weights_sha256"] if same_model and previous else ""
-    model_loaded = False
-    if missing and embedder is not None:
-        vectors = embedder.encode(missing)
-        weights_sha = "injected"
-    elif missing:
-        vectors, weights_sha = _embed_missing(spec, missing, progress)
-        model_loaded = True
-    if missing:
-        for text, vec in zip(missing, vectors, strict=True):
-            cache[_text_sha(text)] = vec
-    matrix = np.vstack([cache[r.sha] for r in rows]).astype(np.float32)
-    dim = int(matrix.shape[1])
 
-    build_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    tmp = index_dir / BUILDS / f".tmp-{build_id}"
-    tmp.mkdir()
-    try:
-        (tmp / "knowledge.json").write_text(json.dumps(knowledge.to_json(), ensure_ascii=False))
-        (tmp / "rows.json").write_text(json.dumps([r.__dict__ for r in rows], ensure_ascii=False))
-        np.save(tmp / "embeddings.npy", matrix, allow_pickle=False)
-        flat = faiss.IndexFlatIP(dim)
-        flat.add(matrix)
-        faiss.write_index(flat, str(tmp / "vectors.faiss"))
-        encoder = (
-            {"kind": "injected"}
-            if embedder is not None
-            else _query_encoder(spec, tmp, previous if same_model else None)
-        )
-        files = {name: sha256_file(tmp / name) for name in DATA_FILES}
-        if encoder["kind"] == "onnx":
-            files.update({name: sha256_file(tmp / name) for name in ONNX_FILES})
-            encoder["model_sha256"] = files["model.onnx"]
-        manifest = {
-            "format": FORMAT,
-            "build_id": build_id,
-            "tool_version": __version__,
-            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "model": {"name": settings.model, "weights_sha256": weights_sha, "dimension": dim},
-            "query_encoder": encoder,
-            "knowledge_fingerprint": knowledge.fingerprint,
-            "entries": len(knowledge.entries),
-            "timeline_events": len(knowledge.timeline),
-            "vectors": len(rows),
-            "files": files,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        for p in tmp.iterdir():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-        final = index_dir / BUILDS / build_id
-        os.replace(tmp, final)
-        _fsync_dir(index_dir / BUILDS)
-        if before_swap is not None:
-            before_swap(final)
-        _atomic_write_text(index_dir / CURRENT, build_id + "\n")
-        _fsync_dir(index_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _cleanup(index_dir, keep=build_id)
-    return BuildResult(
-        True,
-        build_id,
-        len(knowledge.entries),
-        len(rows),
-        len(missing),
-        len(rows) - len(missing),
-        time.perf_counter() - started,
-        model_loaded,
-    )
+def _write_manifest(
+    build: Path,
+    *,
+    build_id: str,
+    model: str,
+    vectors: _Vectors,
+    encoder: dict[str, Any],
+    knowledge: KnowledgeSet,
+) -> None:
+    """``manifest.json``: what the build is, and the SHA-256 of every file it holds."""
+    files = {name: sha256_file(build / name) for name in DATA_FILES}
+    if encoder["kind"] == "onnx":
+        files.update({name: sha256_file(build / name) for name in ONNX_FILES})
+        encoder = {**encoder, "model_sha256": files["model.onnx"]}
+    rows, dimension = vectors.matrix.shape
+    manifest = {
+        "format": FORMAT,
+        "build_id": build_id,
+        "tool_version": __version__,
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "model": {
+            "name": model,
+            "weights_sha256": vectors.weights_sha256,
+            "dimension": int(dimension),
+        },
+        "query_encoder": encoder,
+        "knowledge_fingerprint": knowledge.fingerprint,
+        "entries": len(knowledge.entries),
+        "timeline_events": len(knowledge.timeline),
+        "vectors": int(rows),
+        "files": files,
+    }
+    (build / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def _make_live(
+    tmp: Path, index_dir: Path, build_id: str, *, before_swap: Callable[[Path], None] | None
+) -> None:
+    """Flush the build to disk, move it into place and point ``CURRENT`` at it in one rename."""
+    for p in tmp.iterdir():
+        with open(p, "rb") as f:
+            os.fsync(f.fileno())
+    final = index_dir / BUILDS / build_id
+    os.replace(tmp, final)
+    _fsync_dir(index_dir / BUILDS)
+    if before_swap is not None:
+        before_swap(final)
+    _atomic_write_text(index_dir / CURRENT, build_id + "\n")
+    _fsync_dir(index_dir)
 
 
 def _query_encoder(spec: ModelSpec, out: Path, previous: LoadedIndex | None) -> dict[str, Any]:
@@ -409,8 +484,8 @@ def rollback(index_dir: Path) -> str:
     for candidate in _finished_builds(index_dir, besides=live.name if live else None):
         try:
             verify_files(candidate, read_manifest(candidate))
-        except IndexProblem:
+        except IndexLoadError:
             continue
         _atomic_write_text(index_dir / CURRENT, candidate.name + "\n")
         return candidate.name
-    raise IndexProblem(f"{index_dir}: no earlier intact build to roll back to.")
+    raise IndexLoadError(f"{index_dir}: no earlier intact build to roll back to.")

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import metrics
-from bot.index import IndexProblem, current_build
+from bot.index import IndexLoadError, current_build
 
 if TYPE_CHECKING:
     from bot.answer import Engine
 
-logger = logging.getLogger("bot.reload")
+logger = logging.getLogger(__name__)
 
 
 class IndexWatcher:
@@ -80,7 +80,7 @@ class IndexWatcher:
         """The build ``CURRENT`` names (a bad pointer is for ``Engine.reload`` to report)."""
         try:
             build = current_build(self.index_dir)
-        except (IndexProblem, OSError):
+        except (IndexLoadError, OSError):
             return "?"
         return build.name if build is not None else None
 
@@ -96,7 +96,7 @@ class IndexWatcher:
         previous = self.engine.index.build_id
         try:
             changed = self.engine.reload()
-        except IndexProblem as e:
+        except IndexLoadError as e:
             logger.warning("Index reload failed, still answering from build %s: %s", previous, e)
             return False
         except Exception:

@@ -1,8 +1,8 @@
 """The curation report: what people asked that the knowledge set did not answer well.
 
 Every question the bot declined (the question log) or whose answer got a 👎 (the feedback) is
-embedded with the index's ONNX query encoder and grouped by meaning (average-linkage clustering
-on cosine similarity). Each group shows how often it came up, a few of its phrasings and the
+embedded with the index's ONNX query encoder and grouped by meaning (SciPy's average-linkage
+clustering on cosine distance). Each group shows how often it came up, a few of its phrasings and the
 nearest knowledge entry, so curators can see what to add or rewrite next.
 
 Usage::
@@ -86,7 +86,7 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Report:
+class CurationReport:
     """The groups, most asked first, and what the report covered."""
 
     groups: tuple[Group, ...]
@@ -135,56 +135,36 @@ def _key(question: str) -> str:
 
 
 def average_linkage(
-    vectors: FloatMatrix, weights: Sequence[float], threshold: float
+    vectors: FloatMatrix, weights: Sequence[int], threshold: float
 ) -> list[list[int]]:
-    """Group the rows of ``vectors`` (L2-normalised) by average-linkage clustering on cosine
-    similarity, merging while two groups' mean pairwise similarity is at least ``threshold``.
+    """Group the rows of ``vectors`` by average-linkage clustering on cosine similarity (SciPy's
+    ``linkage(..., "average", "cosine")``), merging while two groups' mean pairwise similarity
+    is at least ``threshold``.
 
     ``weights[i]`` is how many identical items row ``i`` stands for, so the mean is over items
-    (UPGMA). Returns the groups as lists of row numbers. Memory is ``4 n^2`` bytes.
+    (UPGMA): each row goes to SciPy that many times. Returns the groups as lists of row numbers.
+    Memory is ``4 N^2`` bytes for ``N = sum(weights)``.
 
     Usage: ``average_linkage(encoder.encode(texts), [1] * len(texts), 0.75)``
     """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
     n = len(vectors)
-    if n == 0:
-        return []
-    if len(weights) != n:
-        raise ValueError(f"{len(weights)} weights for {n} vectors")
-    sim = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
-    np.fill_diagonal(sim, -np.inf)
-    size = np.asarray(weights, dtype=np.float32).copy()
-    members: list[list[int]] = [[i] for i in range(n)]
-    # Each row's best partner, so a merge step scans n values instead of n^2.
-    best = sim.argmax(axis=1)
-    best_sim = sim[np.arange(n), best]
-    while True:
-        i = int(best_sim.argmax())
-        j = int(best[i])
-        if not best_sim[i] >= threshold:  # also stops on -inf (one group left)
-            break
-        # Lance-Williams update for average linkage: the merged group's similarity to any other
-        # group is the size-weighted mean of its parts' similarities.
-        merged = (size[i] * sim[i] + size[j] * sim[j]) / (size[i] + size[j])
-        merged[i] = merged[j] = -np.inf
-        sim[i, :] = merged
-        sim[:, i] = merged
-        sim[j, :] = -np.inf
-        sim[:, j] = -np.inf
-        size[i] += size[j]
-        members[i].extend(members[j])
-        members[j] = []
-        best_sim[j] = -np.inf
-        # Rows whose best partner was i or j, and row i itself, look again; any other row only
-        # needs to know whether the merged group beats its current best.
-        stale = np.flatnonzero((best == i) | (best == j))
-        stale = np.union1d(stale, [i])
-        stale = stale[stale != j]
-        best[stale] = sim[stale].argmax(axis=1)
-        best_sim[stale] = sim[stale, best[stale]]
-        better = merged > best_sim
-        best[better] = i
-        best_sim[better] = merged[better]
-    return [m for m in members if m]
+    if len(weights) != n or any(w < 1 for w in weights):
+        raise ValueError(f"need a weight of at least 1 for each of the {n} vectors: {weights}")
+    if n < 2:
+        return [[0]] if n else []
+    rows = np.repeat(np.arange(n), weights)
+    items = np.asarray(vectors, dtype=np.float64)[rows]
+    labels = fcluster(
+        linkage(items, method="average", metric="cosine"), t=1 - threshold, criterion="distance"
+    )
+    # Copies of one row are at distance 0, so they always share a label: take the first's.
+    first_copy = np.searchsorted(rows, np.arange(n))
+    groups: dict[int, list[int]] = {}
+    for row in range(n):
+        groups.setdefault(int(labels[first_copy[row]]), []).append(row)
+    return list(groups.values())
 
 
 def build_report(
@@ -193,12 +173,12 @@ def build_report(
     since_days: int | None = None,
     now: dt.datetime | None = None,
     threshold: float | None = None,
-) -> Report:
+) -> CurationReport:
     """Read the store, embed the declined and 👎 questions, group them and find their nearest
     entries. Loads the index only when there is something to group.
 
     ``threshold`` is the cosine similarity two groups need to merge (default ``GROUP_THRESHOLD``).
-    Raises ``IndexProblem`` (a clear message) when there are questions but no usable index.
+    Raises ``IndexLoadError`` (a clear message) when there are questions but no usable index.
 
     Usage: ``build_report(settings, since_days=7).groups[0].examples``
     """
@@ -211,16 +191,16 @@ def build_report(
         signals = collect_signals(store.questions(), store.feedback(), since=since)
     finally:
         store.close()
-    report = Report((), since_days, settings.retention_days, settings.question_log)
-    if not signals:
-        return report
-    return Report(
-        tuple(
-            _group_signals(settings, signals, GROUP_THRESHOLD if threshold is None else threshold)
-        ),
-        since_days,
-        settings.retention_days,
-        settings.question_log,
+    groups = (
+        _group_signals(settings, signals, GROUP_THRESHOLD if threshold is None else threshold)
+        if signals
+        else []
+    )
+    return CurationReport(
+        groups=tuple(groups),
+        since_days=since_days,
+        retention_days=settings.retention_days,
+        question_log=settings.question_log,
     )
 
 
@@ -276,7 +256,7 @@ def _group_signals(settings: Settings, signals: list[Signal], threshold: float) 
     return groups
 
 
-def render_text(report: Report) -> str:
+def render_text(report: CurationReport) -> str:
     """The report as a curator reads it in a terminal."""
     window = (
         f"in the last {report.since_days} days"

@@ -17,7 +17,7 @@ from fakes import FakeEmbedder
 from bot.config import Settings
 from bot.index import (
     CURRENT,
-    IndexProblem,
+    IndexLoadError,
     build_index,
     check_index,
     current_build,
@@ -146,7 +146,7 @@ def test_check_reports_missing_stale_model_and_corrupt(
     (build / "vectors.faiss").write_bytes(bytes(data))
     problems = check_index(mini_settings)
     assert problems and "does not match its manifest" in problems[0]
-    with pytest.raises(IndexProblem, match=r"vectors\.faiss"):
+    with pytest.raises(IndexLoadError, match=r"vectors\.faiss"):
         load_index(mini_settings.index_dir)
 
 
@@ -157,7 +157,7 @@ def test_truncated_manifest_is_refused(
     build = current_build(mini_settings.index_dir)
     assert build is not None
     (build / "manifest.json").write_text('{"format": 1, "fil')
-    with pytest.raises(IndexProblem, match=r"manifest\.json is corrupt"):
+    with pytest.raises(IndexLoadError, match=r"manifest\.json is corrupt"):
         load_index(mini_settings.index_dir)
 
 

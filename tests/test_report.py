@@ -238,9 +238,10 @@ def test_user_errors_are_one_clear_line(data_dir: Path, tmp_path: Path) -> None:
     assert r.returncode == 2 and "'--since': 0 is not in the range x>=1." in r.stderr
 
 
-def test_average_linkage_matches_scipy() -> None:
-    """The numpy clustering cuts the same dendrogram as SciPy's average linkage."""
-    hierarchy = pytest.importorskip("scipy.cluster.hierarchy")
+def test_average_linkage_groups_are_scipys_flat_clusters() -> None:
+    """Similarity ``threshold`` is cut at cosine distance ``1 - threshold``, rows as numbered."""
+    from scipy.cluster import hierarchy
+
     rng = np.random.default_rng(7)
     centres = rng.normal(size=(12, 32))
     points = np.repeat(centres, rng.integers(1, 8, size=12), axis=0)

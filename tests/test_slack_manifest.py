@@ -17,7 +17,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_harness import SIGNING_SECRET, USER, harness_settings
 
 from bot.config import ROOT, Settings
-from bot.slack.app import create_app
+from bot.slack.app import build_bot
 from bot.slack.blocks import COMMANDS, FEEDBACK_DOWN, FEEDBACK_UP, SHARE_ANSWER
 from bot.store import Store
 
@@ -39,7 +39,7 @@ def app(
 ) -> Iterator[App]:
     settings = harness_settings(real_settings, slack_api, tmp_path / "data")
     store = Store.open(settings)
-    yield create_app(settings, real_engine, store=store)
+    yield build_bot(settings, real_engine, store=store).app
     store.close()
 
 

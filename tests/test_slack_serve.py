@@ -19,7 +19,7 @@ from mock_slack.signing import command_body, event_body
 from slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, USER, http
 
 from bot.config import ConfigError, Settings
-from bot.slack.app import create_app
+from bot.slack.app import build_bot
 from bot.slack.serve import serve
 from bot.store import Store
 
@@ -58,7 +58,7 @@ def test_a_token_slack_refuses_is_a_clear_error_without_the_token(
             real_settings, data_dir=tmp_path, slack_bot_token=revoked, slack_api_url=api.url
         )
         with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN") as e:
-            create_app(settings, real_engine, store=Store.open(settings))
+            build_bot(settings, real_engine, store=Store.open(settings))
     assert revoked not in str(e.value) and "invalid_auth" in str(e.value)
 
 

@@ -16,7 +16,7 @@ from mock_slack.signing import event_body
 from slack_harness import APP_TOKEN, USER, harness_settings, next_ts
 
 from bot.config import Settings
-from bot.slack.app import create_app
+from bot.slack.app import build_bot
 from bot.slack.serve import socket_mode_handler
 from bot.store import Store
 
@@ -64,7 +64,7 @@ def rig(real_settings: Settings, real_engine: Any, tmp_path: Path) -> Iterator[S
             slack_signing_secret=None,  # Socket Mode needs no signing secret
         )
         store = Store.open(settings)
-        handler = socket_mode_handler(create_app(settings, real_engine, store=store), settings)
+        handler = socket_mode_handler(build_bot(settings, real_engine, store=store).app, settings)
         handler.connect()
         try:
             sm.wait_connected()

@@ -24,47 +24,15 @@ from slack_sdk import WebClient
 
 from bot import metrics
 from bot.config import ConfigError, Settings
-from bot.ratelimit import UserRateLimit
 from bot.slack import listeners
 from bot.slack.retries import retry_handlers
-from bot.slack.workers import WorkerPool
+from bot.slack.services import Services, build_services
 from bot.store import Store
 
 if TYPE_CHECKING:
     from bot.answer import Engine
 
 SLACK_API_URL = WebClient.BASE_URL  # "https://slack.com/api/"
-# "Try again" and "slow down" notices: one thread is plenty (a notice is one short post), and
-# when this many are waiting Slack itself is not keeping up, so further ones are only logged.
-NOTICE_WORKERS = 1
-NOTICE_QUEUE = 1000
-logger = logging.getLogger("bot.slack")
-
-
-@dataclass(frozen=True)
-class Services:
-    """What the listeners work with: passed to each ``register`` (never through bolt's context,
-    which bolt copies)."""
-
-    settings: Settings
-    engine: Engine
-    store: Store
-    answers: WorkerPool
-    notices: WorkerPool
-    limiter: UserRateLimit
-
-
-def build_services(settings: Settings, engine: Engine, store: Store) -> Services:
-    """The answering threads (``BAN_BOT_WORKERS``) behind a queue of ``BAN_BOT_QUEUE_SIZE``, the
-    notice thread and the per-user rate limit (``BAN_BOT_RATE_LIMIT``)."""
-    return Services(
-        settings=settings,
-        engine=engine,
-        store=store,
-        answers=WorkerPool(workers=settings.workers, queue_size=settings.queue_size, name="answer"),
-        notices=WorkerPool(workers=NOTICE_WORKERS, queue_size=NOTICE_QUEUE, name="notice"),
-        limiter=UserRateLimit(per_minute=settings.rate_limit_per_minute),
-    )
 
 
 @dataclass(frozen=True)
@@ -95,20 +63,14 @@ def build_client(settings: Settings) -> WebClient:
     )
 
 
-def create_app(
-    settings: Settings, engine: Engine, *, store: Store, client: WebClient | None = None
-) -> App:
-    """The bolt ``App`` with every ban-bot listener; needs ``SLACK_BOT_TOKEN`` (or ``client``).
-
-    Calls ``auth.test`` once, so a wrong token fails here with a clear error.
-    """
-    return build_bot(settings, engine, store=store, client=client).app
-
-
 def build_bot(
     settings: Settings, engine: Engine, *, store: Store, client: WebClient | None = None
 ) -> Bot:
-    """The app (as ``create_app``) and its services, for a server that shuts down gracefully."""
+    """The bolt ``App`` with every ban-bot listener, and the services they share.
+
+    Needs ``SLACK_BOT_TOKEN`` (or ``client``). Calls ``auth.test`` once, so a wrong token fails
+    here with a clear error.
+    """
     if client is None:
         settings.require("SLACK_BOT_TOKEN")
         client = build_client(settings)

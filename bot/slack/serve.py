@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import ConfigError, Settings
-from bot.index import IndexProblem
+from bot.index import IndexLoadError
 from bot.logs import configure_logging
 from bot.metrics import metrics_app
 from bot.reload import IndexWatcher
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from bot.answer import Engine
 
-logger = logging.getLogger("bot.slack.serve")
+logger = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"  # Prometheus
@@ -201,7 +201,7 @@ class HttpSurface:
             self.watcher = IndexWatcher(
                 engine, self.settings.index_dir, interval=self.settings.reload_interval
             ).start()
-        except (IndexProblem, ConfigError) as e:
+        except (IndexLoadError, ConfigError) as e:
             # Errors a user can fix: their one clear sentence, without a traceback.
             self.error = e
             logger.error("%s: %s", log.engine_failed(), e)

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 
-logger = logging.getLogger("bot.slack.workers")
+logger = logging.getLogger(__name__)
 
 Job = Callable[[], None]
 

@@ -1,8 +1,10 @@
-"""Listeners by kind, each module with a ``register(app, services)``.
+"""Listeners by kind (``events``, ``commands``, ``actions``, ``home``): plain functions of the
+``Services`` and what bolt passes, each module with a ``register(app, services)`` that binds
+them.
 
 Usage::
 
-    listeners.register(app, Services(settings=settings, engine=engine, store=store))
+    listeners.register(app, build_services(settings, engine, store))
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from bot.slack.listeners import actions, commands, events, home
 if TYPE_CHECKING:
     from slack_bolt import App
 
-    from bot.slack.app import Services
+    from bot.slack.services import Services
 
 
 def register(app: App, services: Services) -> None:

@@ -1,15 +1,20 @@
 """Buttons: 👍/👎 feedback (stored, thanked), "Share in channel" and the follow-up suggestions.
-Each click is acknowledged at once and handled on an answering thread.
+
+Every click goes through one listener, ``on_click``: it acknowledges at once and admits the
+button's work to an answering thread. The work is a plain function of one ``Click``.
 
 Usage::
 
     actions.register(app, services)
+    share(Click(services, body, client, ResponseUrl(respond), logger))   # what a click runs
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from slack_bolt import Ack, Respond
@@ -24,121 +29,165 @@ from bot.slack.blocks import (
     SHARE_ANSWER,
     parse_feedback_value,
 )
-from bot.slack.listeners.common import ack_now, admit, apologize, record_question, timed
+from bot.slack.listeners.common import admit, apologize, bind, record_question, timed
 from bot.slack.retries import ResponseUrl
+from bot.slack.services import Services
 
 if TYPE_CHECKING:
     from slack_bolt import App
     from slack_sdk import WebClient
 
-    from bot.slack.app import Services
+
+@dataclass(frozen=True)
+class Click:
+    """One button click, as the work behind it sees it on an answering thread."""
+
+    services: Services
+    body: dict[str, Any]
+    client: WebClient
+    respond: ResponseUrl  # bolt's respond would not notice a failed reply
+    logger: logging.Logger
+
+    @property
+    def value(self) -> str:
+        """The clicked button's value."""
+        value = (self.body.get("actions") or [{}])[0].get("value")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def user_id(self) -> str | None:
+        return _id_of(self.body, "user")
+
+    @property
+    def private(self) -> bool:
+        """Was the button on a message only this user sees (a /ban-ask answer)?"""
+        container = self.body.get("container") or {}
+        return bool(container.get("is_ephemeral")) or not self.body.get("message")
+
+    def reply_privately(self, message: Message) -> None:
+        """A reply only the clicking user sees: in the thread of a channel message, or through
+        ``response_url`` for a message that is itself private."""
+        if self.private:
+            self.respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+            return
+        self.client.chat_postEphemeral(
+            channel=self.body["channel"]["id"],
+            user=self.body["user"]["id"],
+            thread_ts=(self.body.get("message") or {}).get("thread_ts"),
+            **message.as_kwargs(),
+        )
 
 
-Work = Callable[[dict[str, Any], dict[str, Any], "WebClient", ResponseUrl, logging.Logger], None]
+Work = Callable[[Click], None]
+
+
+def feedback_up(click: Click) -> None:
+    """👍: stored and thanked."""
+    _vote(click, "up")
+
+
+def feedback_down(click: Click) -> None:
+    """👎: stored (the curation report reads it) and thanked."""
+    _vote(click, "down")
+
+
+def _vote(click: Click, vote: Literal["up", "down"]) -> None:
+    try:
+        question, entry_ids = parse_feedback_value(click.value)
+        click.services.store.record_feedback(
+            user_id=click.body["user"]["id"], question=question, entry_ids=entry_ids, vote=vote
+        )
+        metrics.count_feedback(vote)
+        click.reply_privately(feedback_thanks(vote))
+    except Exception:
+        apologize(f"feedback {vote}", click.logger, click.reply_privately)
+
+
+def share(click: Click) -> None:
+    """ "Share in channel" under a private /ban-ask answer: post it for everyone, drop the
+    private one."""
+    try:
+        engine, user = click.services.engine, click.body["user"]["id"]
+        message = shared_answer(engine, click.value, user)
+        # response_url works in any channel the command was used in, member or not.
+        click.respond(response_type="in_channel", replace_original=False, **message.as_kwargs())
+        click.respond(delete_original=True)
+    except Exception:
+        apologize("share", click.logger, click.reply_privately)
+
+
+def follow_up(click: Click) -> None:
+    """A suggested follow-up question: answered in the thread (privately under a private
+    answer, shareable)."""
+    services, question = click.services, click.value
+    try:
+        if click.private:
+            message, seconds = timed(lambda: ask_command(services.engine, question))
+            click.respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+        else:
+            channel = click.body["channel"]["id"]
+            original = click.body["message"]
+            thread_ts = original.get("thread_ts") or original["ts"]
+            message, seconds = timed(lambda: question_message(services.engine, question))
+            click.client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, **message.as_kwargs()
+            )
+            services.store.mark_bot_thread(channel, thread_ts)
+        record_question(services, "slack:follow-up-button", message, click.user_id, seconds)
+    except Exception:
+        apologize("follow-up", click.logger, click.reply_privately)
+
+
+# Each button's action id, its work, and whether a click counts against the per-user rate limit
+# (a vote is not a question: never).
+BUTTONS: tuple[tuple[str | re.Pattern[str], Work, bool], ...] = (
+    (FEEDBACK_UP, feedback_up, False),
+    (FEEDBACK_DOWN, feedback_down, False),
+    (SHARE_ANSWER, share, True),
+    (FOLLOW_UP_PATTERN, follow_up, True),
+)
 
 
 def register(app: App, services: Services) -> None:
-    def queued(where: str, work: Work, *, rate_limited: bool) -> Callable[..., None]:
-        """A listener that acknowledges the click and admits ``work`` to an answering thread."""
+    for action_id, work, rate_limited in BUTTONS:
+        listener = bind(
+            on_click, services, name=work.__name__, work=work, rate_limited=rate_limited
+        )
+        app.action(action_id)(listener)
 
-        def listener(
-            ack: Ack,
-            body: dict[str, Any],
-            action: dict[str, Any],
-            client: WebClient,
-            respond: Respond,
-            logger: logging.Logger,
-        ) -> None:
-            ack_now(ack)
-            # Slack's clicks always name the user, and the channel of a message in one; a body
-            # without them (fuzzing found such) cannot be answered, stored or apologised to.
-            if not _id_of(body, "user") or (not _is_private(body) and not _id_of(body, "channel")):
-                logger.warning(log.click_without_user_or_channel(where))
-                return
-            reply_url = ResponseUrl(respond)  # bolt's respond would not notice a failed reply
-            if _is_private(body) and not reply_url.usable:
-                logger.warning(log.no_response_url(where))
-                return
-            admit(
-                services,
-                lambda: work(body, action, client, reply_url, logger),
-                where=where,
-                logger=logger,
-                user_id=(body.get("user") or {}).get("id"),
-                notify=_private_reply(body, client, reply_url),
-                rate_limited=rate_limited,
-            )
 
-        return listener
-
-    def feedback(vote: Literal["up", "down"]) -> Callable[..., None]:
-        def on_feedback(
-            body: dict[str, Any],
-            action: dict[str, Any],
-            client: WebClient,
-            respond: ResponseUrl,
-            logger: logging.Logger,
-        ) -> None:
-            reply = _private_reply(body, client, respond)
-            try:
-                question, entry_ids = parse_feedback_value(action.get("value", ""))
-                services.store.record_feedback(
-                    user_id=body["user"]["id"], question=question, entry_ids=entry_ids, vote=vote
-                )
-                metrics.count_feedback(vote)
-                reply(feedback_thanks(vote))
-            except Exception:
-                apologize(f"feedback {vote}", logger, reply)
-
-        return on_feedback
-
-    # A vote is not a question: never rate limited.
-    app.action(FEEDBACK_UP)(queued("feedback up", feedback("up"), rate_limited=False))
-    app.action(FEEDBACK_DOWN)(queued("feedback down", feedback("down"), rate_limited=False))
-
-    def share(
-        body: dict[str, Any],
-        action: dict[str, Any],
-        client: WebClient,
-        respond: ResponseUrl,
-        logger: logging.Logger,
-    ) -> None:
-        try:
-            message = shared_answer(services.engine, action.get("value", ""), body["user"]["id"])
-            # response_url works in any channel the command was used in, member or not.
-            respond(response_type="in_channel", replace_original=False, **message.as_kwargs())
-            respond(delete_original=True)
-        except Exception:
-            apologize("share", logger, _private_reply(body, client, respond))
-
-    app.action(SHARE_ANSWER)(queued("share", share, rate_limited=True))
-
-    def follow_up(
-        body: dict[str, Any],
-        action: dict[str, Any],
-        client: WebClient,
-        respond: ResponseUrl,
-        logger: logging.Logger,
-    ) -> None:
-        question = action.get("value", "")
-        try:
-            if _is_private(body):
-                # A private /ban-ask answer: the follow-up stays private, shareable.
-                message, seconds = timed(lambda: ask_command(services.engine, question))
-                respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
-            else:
-                channel = body["channel"]["id"]
-                original = body["message"]
-                thread_ts = original.get("thread_ts") or original["ts"]
-                message, seconds = timed(lambda: question_message(services.engine, question))
-                client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message.as_kwargs())
-                services.store.mark_bot_thread(channel, thread_ts)
-            user = body["user"]["id"]
-            record_question(services, "slack:follow-up-button", message, user, seconds)
-        except Exception:
-            apologize("follow-up", logger, _private_reply(body, client, respond))
-
-    app.action(FOLLOW_UP_PATTERN)(queued("follow-up", follow_up, rate_limited=True))
+def on_click(
+    services: Services,
+    ack: Ack,
+    body: dict[str, Any],
+    client: WebClient,
+    respond: Respond,
+    logger: logging.Logger,
+    *,
+    work: Work,
+    rate_limited: bool,
+) -> None:
+    """Acknowledge the click and admit ``work`` to an answering thread."""
+    ack()
+    where = work.__name__.replace("_", " ")
+    # Slack's clicks always name the user, and the channel of a message in one; a body
+    # without them (fuzzing found such) cannot be answered, stored or apologised to.
+    click = Click(services, body, client, ResponseUrl(respond), logger)
+    if not click.user_id or (not click.private and not _id_of(body, "channel")):
+        logger.warning(log.click_without_user_or_channel(where))
+        return
+    if click.private and not click.respond.usable:
+        logger.warning(log.no_response_url(where))
+        return
+    admit(
+        services,
+        lambda: work(click),
+        where=where,
+        logger=logger,
+        user_id=click.user_id,
+        notify=click.reply_privately,
+        rate_limited=rate_limited,
+    )
 
 
 def _id_of(body: dict[str, Any], key: str) -> str | None:
@@ -146,30 +195,3 @@ def _id_of(body: dict[str, Any], key: str) -> str | None:
     part = body.get(key)
     value = part.get("id") if isinstance(part, dict) else None
     return value if isinstance(value, str) and value else None
-
-
-def _is_private(body: dict[str, Any]) -> bool:
-    """Was the clicked button on a message only this user sees (a /ban-ask answer)?"""
-    container = body.get("container") or {}
-    return bool(container.get("is_ephemeral")) or not body.get("message")
-
-
-def _private_reply(
-    body: dict[str, Any], client: WebClient, respond: ResponseUrl
-) -> Callable[[Message], None]:
-    """A reply only the clicking user sees: in the thread of a channel message, or through
-    ``response_url`` for a message that is itself private."""
-    original = body.get("message") or {}
-
-    def reply(message: Message) -> None:
-        if _is_private(body):
-            respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
-            return
-        client.chat_postEphemeral(
-            channel=body["channel"]["id"],
-            user=body["user"]["id"],
-            thread_ts=original.get("thread_ts"),
-            **message.as_kwargs(),
-        )
-
-    return reply

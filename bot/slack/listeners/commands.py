@@ -1,10 +1,11 @@
 """Slash commands: ``/ban-ask`` (acknowledged at once, answered on an answering thread through
 ``response_url``), and ``/ban-deadlines`` and ``/ban-help`` (no engine search: answered in the
-ack itself).
+ack itself). Each listener is a plain function of the ``Services`` and what bolt passes.
 
 Usage::
 
     commands.register(app, services)
+    deadlines(services, ack=ack, command={"text": "updates"}, logger=logger)
 """
 
 from __future__ import annotations
@@ -18,49 +19,62 @@ from slack_bolt import Ack, Respond
 from bot.handlers import Message, ask_command, deadlines_command, help_message
 from bot.slack import log
 from bot.slack.blocks import ASK, DEADLINES, HELP
-from bot.slack.listeners.common import ack_now, admit, apologize, record_question, timed
+from bot.slack.listeners.common import admit, apologize, bind, record_question, timed
 from bot.slack.retries import ResponseUrl
+from bot.slack.services import Services
 
 if TYPE_CHECKING:
     from slack_bolt import App
 
-    from bot.slack.app import Services
-
 
 def register(app: App, services: Services) -> None:
-    @app.command(ASK)
-    def ask(ack: Ack, command: dict[str, Any], respond: Respond, logger: logging.Logger) -> None:
-        ack_now(ack)
-        user_id = command.get("user_id")
+    app.command(ASK)(bind(ask, services))
+    app.command(DEADLINES)(bind(deadlines, services))
+    app.command(HELP)(bind(help_, services))
 
-        reply_url = ResponseUrl(respond)  # bolt's respond would not notice a failed reply
-        if not reply_url.usable:
-            logger.warning(log.no_response_url(ASK))
-            return
 
-        def reply(message: Message) -> None:
-            reply_url(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+def ask(
+    services: Services,
+    ack: Ack,
+    command: dict[str, Any],
+    respond: Respond,
+    logger: logging.Logger,
+) -> None:
+    """``/ban-ask QUESTION``: an empty ack now, the private answer through ``response_url``."""
+    ack()
+    user_id = command.get("user_id")
+    reply_url = ResponseUrl(respond)  # bolt's respond would not notice a failed reply
+    if not reply_url.usable:
+        logger.warning(log.no_response_url(ASK))
+        return
 
-        def answer() -> None:
-            try:
-                text = command.get("text", "")
-                message, seconds = timed(lambda: ask_command(services.engine, text))
-                reply(message)
-                record_question(services, "slack:/ban-ask", message, user_id, seconds)
-            except Exception:
-                apologize(ASK, logger, reply)
+    def reply(message: Message) -> None:
+        reply_url(response_type="ephemeral", replace_original=False, **message.as_kwargs())
 
-        admit(services, answer, where=ASK, logger=logger, user_id=user_id, notify=reply)
+    def answer() -> None:
+        try:
+            text = command.get("text", "")
+            message, seconds = timed(lambda: ask_command(services.engine, text))
+            reply(message)
+            record_question(services, "slack:/ban-ask", message, user_id, seconds)
+        except Exception:
+            apologize(ASK, logger, reply)
 
-    @app.command(DEADLINES)
-    def deadlines(ack: Ack, command: dict[str, Any], logger: logging.Logger) -> None:
-        _ack_with(
-            ack, DEADLINES, logger, lambda: deadlines_command(services.engine, command.get("text"))
-        )
+    admit(services, answer, where=ASK, logger=logger, user_id=user_id, notify=reply)
 
-    @app.command(HELP)
-    def help_(ack: Ack, logger: logging.Logger) -> None:
-        _ack_with(ack, HELP, logger, lambda: help_message(services.engine))
+
+def deadlines(
+    services: Services, ack: Ack, command: dict[str, Any], logger: logging.Logger
+) -> None:
+    """``/ban-deadlines [word]``: the timeline, in the ack."""
+    _ack_with(
+        ack, DEADLINES, logger, lambda: deadlines_command(services.engine, command.get("text"))
+    )
+
+
+def help_(services: Services, ack: Ack, logger: logging.Logger) -> None:
+    """``/ban-help``: what the bot knows and how to ask, in the ack."""
+    _ack_with(ack, HELP, logger, lambda: help_message(services.engine))
 
 
 def _ack_with(ack: Ack, where: str, logger: logging.Logger, build: Callable[[], Message]) -> None:

@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -21,7 +22,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
@@ -29,18 +29,26 @@ from bot.handlers import Message, error_message, new_error_id
 from bot.ratelimit import Verdict
 from bot.slack import log
 from bot.slack.blocks import busy_message, rate_limited_message
+from bot.slack.services import Services
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-    from bot.slack.app import Services
-
 WORKING_REACTION = "eyes"
 
 
-def ack_now(ack: Ack) -> None:
-    """Acknowledge with an empty 200; the work follows on an answering thread."""
-    ack()
+def bind(
+    listener: Callable[..., Any], services: Services, *, name: str | None = None, **options: Any
+) -> Callable[..., Any]:
+    """``listener`` with ``services`` (and ``options``) filled in, for ``app.event(...)`` and the
+    like: bolt passes the other arguments by the names in the signature, which the partial keeps.
+
+    The partial is named ``name`` (default: the listener's), which bolt's log shows.
+    Usage: ``app.event("app_mention")(bind(on_mention, services))``
+    """
+    bound = functools.partial(listener, services, **options)
+    bound.__name__ = name or listener.__name__  # type: ignore[attr-defined]
+    return bound
 
 
 def admit(

@@ -1,9 +1,11 @@
 """Events: @mentions (answered in the thread), DMs, follow-ups in the bot's threads; and the
-global middleware that makes sure no event is answered twice.
+global middleware that makes sure no event is answered twice. Each listener is a plain function
+of the ``Services`` and what bolt passes; ``register`` binds them.
 
 Usage::
 
     events.register(app, services)
+    on_mention(services, body=body, event=body["event"], client=client, context=ctx, logger=log)
 """
 
 from __future__ import annotations
@@ -19,94 +21,105 @@ from bot.slack import log
 from bot.slack.listeners.common import (
     admit,
     apologize,
+    bind,
     record_question,
     timed,
     working_reaction,
 )
+from bot.slack.services import Services
 
 if TYPE_CHECKING:
     from slack_bolt import App
     from slack_sdk import WebClient
-
-    from bot.slack.app import Services
 
 # Messages a person wrote; every other subtype (edits, joins, deletions, bots...) is ignored.
 _PERSON_SUBTYPES = {None, "thread_broadcast", "file_share"}
 
 
 def register(app: App, services: Services) -> None:
-    @app.middleware
-    def drop_repeats(
-        body: dict[str, Any], request: BoltRequest, next: Callable[[], None], logger: logging.Logger
-    ) -> BoltResponse | None:
-        """Acknowledge and drop any event id already handled, Slack's retries included."""
-        if body.get("type") != "event_callback":
-            next()
-            return None
-        event_id = body.get("event_id")
-        # Socket Mode reports a first delivery as retry_attempt 0; HTTP sends no header at all.
-        retry_num = request.headers.get("x-slack-retry-num", ["0"])[0]
-        reason = request.headers.get("x-slack-retry-reason", [None])[0]
-        is_retry = retry_num not in ("", "0")
-        extra = {"event_id": event_id}
-        # Marked before the listener admits it (and before the ack): a retry of an event being
-        # answered is dropped here, while a retry of one whose first delivery never got in (a
-        # 503 while the engine loaded, a replica that died before marking it) is answered.
-        if event_id and not services.store.mark_event_seen(str(event_id)):
-            if is_retry:
-                logger.info(log.dropped_retry(retry_num, reason, str(event_id)), extra=extra)
-            else:
-                logger.info(log.dropped_repeat(str(event_id)), extra=extra)
-            return BoltResponse(status=200, body="")
-        if is_retry:
-            logger.info(log.answering_retry(retry_num, reason, event_id), extra=extra)
+    app.middleware(bind(drop_repeats, services))
+    app.event("app_mention")(bind(on_mention, services))
+    app.event("message")(bind(on_message, services))
+
+
+def drop_repeats(
+    services: Services,
+    body: dict[str, Any],
+    request: BoltRequest,
+    next: Callable[[], None],
+    logger: logging.Logger,
+) -> BoltResponse | None:
+    """Global middleware: acknowledge and drop any event id already handled, Slack's retries
+    included."""
+    if body.get("type") != "event_callback":
         next()
         return None
+    event_id = body.get("event_id")
+    # Socket Mode reports a first delivery as retry_attempt 0; HTTP sends no header at all.
+    retry_num = request.headers.get("x-slack-retry-num", ["0"])[0]
+    reason = request.headers.get("x-slack-retry-reason", [None])[0]
+    is_retry = retry_num not in ("", "0")
+    extra = {"event_id": event_id}
+    # Marked before the listener admits it (and before the ack): a retry of an event being
+    # answered is dropped here, while a retry of one whose first delivery never got in (a
+    # 503 while the engine loaded, a replica that died before marking it) is answered.
+    if event_id and not services.store.mark_event_seen(str(event_id)):
+        if is_retry:
+            logger.info(log.dropped_retry(retry_num, reason, str(event_id)), extra=extra)
+        else:
+            logger.info(log.dropped_repeat(str(event_id)), extra=extra)
+        return BoltResponse(status=200, body="")
+    if is_retry:
+        logger.info(log.answering_retry(retry_num, reason, event_id), extra=extra)
+    next()
+    return None
 
-    @app.event("app_mention")
-    def on_mention(
-        body: dict[str, Any],
-        event: dict[str, Any],
-        client: WebClient,
-        context: BoltContext,
-        logger: logging.Logger,
-    ) -> None:
-        if _from_a_bot(event, context):
-            return
-        # In the thread of the message, or in its thread if it is already in one.
-        thread_ts = event.get("thread_ts") or event["ts"]
-        answer_in(services, client, body, thread_ts=thread_ts, surface="mention", logger=logger)
 
-    @app.event("message")
-    def on_message(
-        body: dict[str, Any],
-        event: dict[str, Any],
-        client: WebClient,
-        context: BoltContext,
-        logger: logging.Logger,
-    ) -> None:
-        if _from_a_bot(event, context):
-            return
-        channel, thread_ts = event.get("channel", ""), event.get("thread_ts")
-        if event.get("channel_type") == "im":
-            answer_in(services, client, body, thread_ts=thread_ts, surface="dm", logger=logger)
-            return
-        mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}" in event.get(
-            "text", ""
+def on_mention(
+    services: Services,
+    body: dict[str, Any],
+    event: dict[str, Any],
+    client: WebClient,
+    context: BoltContext,
+    logger: logging.Logger,
+) -> None:
+    """An @mention: answered in the thread of the message, or in its thread if it is in one."""
+    if _from_a_bot(event, context):
+        return
+    thread_ts = event.get("thread_ts") or event["ts"]
+    answer_in(services, client, body, thread_ts=thread_ts, surface="mention", logger=logger)
+
+
+def on_message(
+    services: Services,
+    body: dict[str, Any],
+    event: dict[str, Any],
+    client: WebClient,
+    context: BoltContext,
+    logger: logging.Logger,
+) -> None:
+    """A DM (answered in the DM), or a reply in a thread the bot answered in (answered there,
+    without a mention; silence rather than a decline)."""
+    if _from_a_bot(event, context):
+        return
+    channel, thread_ts = event.get("channel", ""), event.get("thread_ts")
+    if event.get("channel_type") == "im":
+        answer_in(services, client, body, thread_ts=thread_ts, surface="dm", logger=logger)
+        return
+    mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}" in event.get("text", "")
+    # A mention is app_mention's to answer; other thread replies only where the bot answered.
+    if thread_ts and not mentioned and services.store.is_bot_thread(channel, thread_ts):
+        # People also talk to each other in the thread ("thanks!"): without a mention, a
+        # question the bot cannot answer gets silence rather than a decline.
+        answer_in(
+            services,
+            client,
+            body,
+            thread_ts=thread_ts,
+            surface="follow-up",
+            logger=logger,
+            quiet_decline=True,
         )
-        # A mention is app_mention's to answer; other thread replies only where the bot answered.
-        if thread_ts and not mentioned and services.store.is_bot_thread(channel, thread_ts):
-            # People also talk to each other in the thread ("thanks!"): without a mention, a
-            # question the bot cannot answer gets silence rather than a decline.
-            answer_in(
-                services,
-                client,
-                body,
-                thread_ts=thread_ts,
-                surface="follow-up",
-                logger=logger,
-                quiet_decline=True,
-            )
 
 
 def _from_a_bot(event: dict[str, Any], context: BoltContext) -> bool:

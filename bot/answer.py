@@ -25,11 +25,12 @@ import numpy as np
 
 from bot.config import Settings
 from bot.embedding import Embedder
-from bot.index import IndexProblem, LoadedIndex, load_index
+from bot.index import IndexLoadError, LoadedIndex, load_index
 from bot.knowledge import Entry, KnowledgeSet, Source
 from bot.search import Hit, Searcher
 from bot.text import clean_question
 from bot.timeline import Clock, Timeline, annotate_dates, utc_now
+from bot.turns import Turn
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +68,6 @@ class AnswerPart:
     text: str
     sources: tuple[Source, ...]
     entry_id: str
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One earlier question of a conversation and the entries it was answered with (best
-    first; none when it was declined or small talk)."""
-
-    question: str
-    entry_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,7 +135,7 @@ def load_query_encoder(loaded: LoadedIndex, threads: int) -> Embedder:
         return OnnxEncoder(loaded.onnx_model, loaded.onnx_tokenizer, threads=threads)
     kind = loaded.manifest.get("query_encoder", {}).get("kind")
     if kind != "torch":
-        raise IndexProblem(
+        raise IndexLoadError(
             f"{loaded.path}: built with a {kind!r} query encoder that this process does not have; "
             "run `ban-bot index build --force`."
         )
@@ -183,7 +175,7 @@ class Engine:
     def load(
         cls, settings: Settings, *, clock: Clock = utc_now, encoder: Embedder | None = None
     ) -> Engine:
-        """Load and verify the live index (raises ``IndexProblem`` with a clear message)."""
+        """Load and verify the live index (raises ``IndexLoadError`` with a clear message)."""
         return cls(settings, load_index(settings.index_dir), encoder=encoder, clock=clock)
 
     def _prepare(self, index: LoadedIndex, encoder: Embedder | None) -> _State:

@@ -18,11 +18,11 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings
-from bot.conversation import Conversations, MemoryConversations
 from bot.handlers import converse, error_notice, new_error_id, run_command
 from bot.render import render_text
 from bot.reply import COMMANDS, NoticeReply, Reply
 from bot.slack import log
+from bot.turns import Conversations, MemoryConversations
 
 if TYPE_CHECKING:
     from bot.answer import Engine

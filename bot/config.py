@@ -109,6 +109,8 @@ class Settings:
     working_reaction_after: float = 1.0  # BAN_BOT_WORKING_REACTION_AFTER (seconds before 👀)
     reload_interval: float = 1.0  # BAN_BOT_RELOAD_INTERVAL (seconds between index/CURRENT checks)
     shutdown_timeout: float = 10.0  # BAN_BOT_SHUTDOWN_TIMEOUT (seconds to finish answers on exit)
+    # BAN_BOT_DM_CONTEXT_MINUTES: a DM's earlier turns stop being context after this quiet gap
+    dm_context_minutes: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
@@ -147,6 +149,7 @@ class Settings:
             ),
             reload_interval=_env_float(env, "BAN_BOT_RELOAD_INTERVAL", d.reload_interval),
             shutdown_timeout=_env_float(env, "BAN_BOT_SHUTDOWN_TIMEOUT", d.shutdown_timeout),
+            dm_context_minutes=_env_float(env, "BAN_BOT_DM_CONTEXT_MINUTES", d.dm_context_minutes),
         )
 
     def with_overrides(self, **overrides: Any) -> Settings:

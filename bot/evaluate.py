@@ -31,9 +31,10 @@ from typing import Any
 
 import yaml
 
-from bot.answer import Answer, Engine, Turn
+from bot.answer import Answer, Engine
 from bot.config import ROOT
 from bot.knowledge import KnowledgeError
+from bot.turns import Turn
 
 EVAL_DIR = ROOT / "tests" / "eval"
 DEFAULT_CASES = EVAL_DIR / "cases.yaml"

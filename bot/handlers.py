@@ -34,9 +34,9 @@ from bot.text import clean_question
 from bot.timeline import Timeline, format_date
 
 if TYPE_CHECKING:
-    from bot.answer import Engine, Turn
-    from bot.conversation import Conversations
+    from bot.answer import Engine
     from bot.knowledge import TimelineEvent
+    from bot.turns import Conversations, Turn
 
 __all__ = [
     "ask_reply",
@@ -119,7 +119,9 @@ def dated(
     )
 
 
-def deadlines_reply(timeline: Timeline, now: dt.datetime, word: str | None = None) -> Reply:
+def deadlines_reply(
+    timeline: Timeline, now: dt.datetime, word: str | None = None
+) -> DeadlinesReply:
     """``/ban-deadlines [word]``: the ban's key deadlines, all dates (``history``), or the dates
     that mention ``word``, each against ``now``."""
     selection = timeline.select(clean_question(word))
@@ -132,7 +134,7 @@ def deadlines_reply(timeline: Timeline, now: dt.datetime, word: str | None = Non
     )
 
 
-def help_reply(engine: Engine) -> Reply:
+def help_reply(engine: Engine) -> HelpReply:
     """``/ban-help`` and App Home: what the bot covers, example questions, the key deadlines."""
     timeline, now = engine.timeline, engine.clock()
     return HelpReply(

@@ -53,10 +53,6 @@ class IndexLoadError(Exception):
     earlier intact build. The message is one sentence saying what to run."""
 
 
-# bot/answer.py (being rewritten) still raises the old name; drop this once it uses the new one.
-IndexProblem = IndexLoadError
-
-
 @dataclass(frozen=True)
 class Row:
     """One embedded text: which entry it belongs to and what kind of text it is."""

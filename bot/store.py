@@ -34,6 +34,7 @@ from typing import Literal
 
 from bot.config import ConfigError, Settings
 from bot.db import DB_FILE, POOL_TIMEOUT, Database, Tx, open_database
+from bot.turns import MAX_TURN_CHARS, MAX_TURNS, Turn, recent
 
 __all__ = ["DB_FILE", "POOL_TIMEOUT", "SALT_FILE", "Feedback", "LoggedQuestion", "Store", "Vote"]
 
@@ -43,6 +44,7 @@ Vote = Literal["up", "down"]
 SALT_FILE = "user-hash.salt"
 PRUNE_EVERY = 24 * 60 * 60.0  # seconds between two prunes of a running process
 _SALT_NAME = "user_hash_salt"
+MAX_KEY_CHARS = 200  # a conversation key is "channel:thread_ts" or "dm:channel"
 
 # One schema for both databases. ``{id}`` is the auto-numbered key each spells its own way;
 # DOUBLE PRECISION has REAL affinity in SQLite and is 8 bytes in PostgreSQL (where REAL is 4).
@@ -76,6 +78,15 @@ _SCHEMA = (
     created_at TEXT NOT NULL,
     PRIMARY KEY (channel, thread_ts)
 )""",
+    # The bot's own record of the turns it answered, for follow-ups in threads and DMs.
+    """CREATE TABLE IF NOT EXISTS conversation_turns (
+    id {id},
+    conversation TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    user_hash TEXT,
+    question TEXT NOT NULL,
+    entry_ids TEXT NOT NULL
+)""",
     # Only PostgreSQL keeps a value here (the shared salt); see _load_salt.
     """CREATE TABLE IF NOT EXISTS store_meta (
     name TEXT PRIMARY KEY,
@@ -86,6 +97,9 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS questions_created_at ON questions (created_at)",
     "CREATE INDEX IF NOT EXISTS seen_events_seen_at ON seen_events (seen_at)",
     "CREATE INDEX IF NOT EXISTS bot_threads_created_at ON bot_threads (created_at)",
+    "CREATE INDEX IF NOT EXISTS conversation_turns_created_at ON conversation_turns (created_at)",
+    # Context is read as the newest few turns of one conversation.
+    "CREATE INDEX IF NOT EXISTS conversation_turns_latest ON conversation_turns (conversation, id)",
 )
 
 # (table, time column) pruned after the retention period.
@@ -94,6 +108,7 @@ _PRUNED = (
     ("feedback", "created_at"),
     ("seen_events", "seen_at"),
     ("bot_threads", "created_at"),
+    ("conversation_turns", "created_at"),
 )
 
 
@@ -352,6 +367,47 @@ class Store:
                 (channel, thread_ts),
             ).fetchone()
         return row is not None
+
+    def record(self, key: str, turn: Turn, *, now: dt.datetime, user_id: str | None = None) -> None:
+        """Record a turn the bot answered in conversation ``key`` (a thread or a DM), the
+        question capped, so that the next follow-up there is read in its context."""
+        with self._db.statement() as tx:
+            tx.execute(
+                "INSERT INTO conversation_turns"
+                " (conversation, created_at, user_hash, question, entry_ids)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    key[:MAX_KEY_CHARS],
+                    _stamp(now),
+                    self.hash_user(user_id) if user_id else None,
+                    turn.question[:MAX_TURN_CHARS],
+                    json.dumps(list(turn.entry_ids[:3])),
+                ),
+            )
+
+    def context(self, key: str, *, now: dt.datetime, gap: dt.timedelta | None = None) -> list[Turn]:
+        """The last few turns of conversation ``key``, oldest first (none from before a quiet
+        ``gap``). Bounded whatever the thread's length, and a row that does not parse (a
+        hand-edited or foreign database) is skipped, never an error."""
+        with self._db.statement() as tx:
+            rows = tx.execute(
+                "SELECT created_at, question, entry_ids FROM conversation_turns"
+                " WHERE conversation = ? ORDER BY id DESC LIMIT ?",
+                (key[:MAX_KEY_CHARS], MAX_TURNS),
+            ).fetchall()
+        turns: list[tuple[dt.datetime, Turn]] = []
+        for created_at, question, entry_ids in rows:
+            try:
+                when = dt.datetime.fromisoformat(str(created_at))
+                ids = json.loads(entry_ids)
+                if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                    continue
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=dt.UTC)
+            except (ValueError, TypeError):
+                continue
+            turns.append((when, Turn(str(question)[:MAX_TURN_CHARS], tuple(ids[:3]))))
+        return recent(turns, now, gap)
 
     def feedback(self) -> list[Feedback]:
         """Every stored click, oldest first."""

@@ -109,7 +109,8 @@ def test_typed_mentions_and_links_never_come_back_live(slack: SlackHarness) -> N
     # What Slack sends when someone types these literally (escaped) and as real markup.
     typed = (
         "&lt;!channel&gt; &lt;!here&gt; &lt;!everyone&gt; &lt;@U0EVE&gt; "
-        "&lt;https://evil.example|click&gt; &lt;#C0SECRET&gt; <!channel> <@U0EVE> updates"
+        "&lt;https://evil.example|click&gt; &lt;#C0SECRET&gt; <!channel> <@U0EVE> "
+        "when do kaspersky updates stop"
     )
     slack.event(slack.mention(typed))
     ask = slack.command("/ban-ask", typed)

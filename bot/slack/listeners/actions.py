@@ -20,16 +20,26 @@ from typing import TYPE_CHECKING, Any, Literal
 from slack_bolt import Ack, Respond
 
 from bot import metrics
-from bot.handlers import Message, ask_command, feedback_thanks, question_message, shared_answer
+from bot.handlers import ask_reply, converse, deadlines_reply, feedback_notice, shared_reply
 from bot.slack import log
 from bot.slack.blocks import (
     FEEDBACK_DOWN,
     FEEDBACK_UP,
     FOLLOW_UP_PATTERN,
     SHARE_ANSWER,
+    SHOW_HISTORY,
+    Message,
     parse_feedback_value,
+    slack_message,
 )
-from bot.slack.listeners.common import admit, apologize, bind, record_question, timed
+from bot.slack.listeners.common import (
+    admit,
+    apologize,
+    bind,
+    conversation_key,
+    record_question,
+    timed,
+)
 from bot.slack.retries import ResponseUrl
 from bot.slack.services import Services
 
@@ -98,7 +108,7 @@ def _vote(click: Click, vote: Literal["up", "down"]) -> None:
             user_id=click.body["user"]["id"], question=question, entry_ids=entry_ids, vote=vote
         )
         metrics.count_feedback(vote)
-        click.reply_privately(feedback_thanks(vote))
+        click.reply_privately(slack_message(feedback_notice(vote)))
     except Exception:
         apologize(f"feedback {vote}", click.logger, click.reply_privately)
 
@@ -108,7 +118,7 @@ def share(click: Click) -> None:
     private one."""
     try:
         engine, user = click.services.engine, click.body["user"]["id"]
-        message = shared_answer(engine, click.value, user)
+        message = slack_message(shared_reply(engine, click.value, user))
         # response_url works in any channel the command was used in, member or not.
         click.respond(response_type="in_channel", replace_original=False, **message.as_kwargs())
         click.respond(delete_original=True)
@@ -122,13 +132,25 @@ def follow_up(click: Click) -> None:
     services, question = click.services, click.value
     try:
         if click.private:
-            message, seconds = timed(lambda: ask_command(services.engine, question))
+            message, seconds = timed(lambda: slack_message(ask_reply(services.engine, question)))
             click.respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
         else:
             channel = click.body["channel"]["id"]
             original = click.body["message"]
             thread_ts = original.get("thread_ts") or original["ts"]
-            message, seconds = timed(lambda: question_message(services.engine, question))
+            key = conversation_key(channel, thread_ts)
+            message, seconds = timed(
+                lambda: slack_message(
+                    converse(
+                        services.engine,
+                        services.store,
+                        key,
+                        question,
+                        now=services.engine.clock(),
+                        user_id=click.user_id,
+                    )
+                )
+            )
             click.client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, **message.as_kwargs()
             )
@@ -138,6 +160,19 @@ def follow_up(click: Click) -> None:
         apologize("follow-up", click.logger, click.reply_privately)
 
 
+def show_history(click: Click) -> None:
+    """ "Show the full history" under the key dates: the whole timeline, in place of them."""
+    try:
+        engine = click.services.engine
+        message = slack_message(deadlines_reply(engine.timeline, engine.clock(), "history"))
+        if click.private:
+            click.respond(replace_original=True, **message.as_kwargs())
+        else:
+            click.reply_privately(message)
+    except Exception:
+        apologize("deadlines history", click.logger, click.reply_privately)
+
+
 # Each button's action id, its work, and whether a click counts against the per-user rate limit
 # (a vote is not a question: never).
 BUTTONS: tuple[tuple[str | re.Pattern[str], Work, bool], ...] = (
@@ -145,6 +180,7 @@ BUTTONS: tuple[tuple[str | re.Pattern[str], Work, bool], ...] = (
     (FEEDBACK_DOWN, feedback_down, False),
     (SHARE_ANSWER, share, True),
     (FOLLOW_UP_PATTERN, follow_up, True),
+    (SHOW_HISTORY, show_history, False),
 )
 
 

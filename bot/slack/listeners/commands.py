@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, Respond
 
-from bot.handlers import Message, ask_command, deadlines_command, help_message
+from bot.handlers import ask_reply, deadlines_reply, help_reply
 from bot.slack import log
-from bot.slack.blocks import ASK, DEADLINES, HELP
+from bot.slack.blocks import ASK, DEADLINES, HELP, Message, slack_message
 from bot.slack.listeners.common import admit, apologize, bind, record_question, timed
 from bot.slack.retries import ResponseUrl
 from bot.slack.services import Services
@@ -54,7 +54,7 @@ def ask(
     def answer() -> None:
         try:
             text = command.get("text", "")
-            message, seconds = timed(lambda: ask_command(services.engine, text))
+            message, seconds = timed(lambda: slack_message(ask_reply(services.engine, text)))
             reply(message)
             record_question(services, "slack:/ban-ask", message, user_id, seconds)
         except Exception:
@@ -66,15 +66,21 @@ def ask(
 def deadlines(
     services: Services, ack: Ack, command: dict[str, Any], logger: logging.Logger
 ) -> None:
-    """``/ban-deadlines [word]``: the timeline, in the ack."""
+    """``/ban-deadlines [word]``: the key dates (or all, or those matching a word), in the ack."""
+    engine = services.engine
     _ack_with(
-        ack, DEADLINES, logger, lambda: deadlines_command(services.engine, command.get("text"))
+        ack,
+        DEADLINES,
+        logger,
+        lambda: slack_message(
+            deadlines_reply(engine.timeline, engine.clock(), command.get("text"))
+        ),
     )
 
 
 def help_(services: Services, ack: Ack, logger: logging.Logger) -> None:
     """``/ban-help``: what the bot knows and how to ask, in the ack."""
-    _ack_with(ack, HELP, logger, lambda: help_message(services.engine))
+    _ack_with(ack, HELP, logger, lambda: slack_message(help_reply(services.engine)))
 
 
 def _ack_with(ack: Ack, where: str, logger: logging.Logger, build: Callable[[], Message]) -> None:

@@ -5,7 +5,7 @@ Usage::
 
     def job() -> None:
         with working_reaction(client, channel, ts, after=1.0, logger=logger):
-            message, seconds = timed(lambda: question_message(engine, text))
+            message, seconds = timed(lambda: slack_message(question_reply(engine, text)))
             say(**message.as_kwargs())
         record_question(services, "slack:dm", message, user_id, seconds)
 
@@ -25,16 +25,21 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.handlers import Message, error_message, new_error_id
+from bot.handlers import busy_notice, error_notice, new_error_id, rate_limited_notice
 from bot.ratelimit import Verdict
 from bot.slack import log
-from bot.slack.blocks import busy_message, rate_limited_message
+from bot.slack.blocks import Message, slack_message
 from bot.slack.services import Services
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
 WORKING_REACTION = "eyes"
+
+
+def conversation_key(channel: str, thread_ts: str | None) -> str:
+    """Which conversation a message belongs to: its thread, or a DM's main view (no thread)."""
+    return f"{channel}:{thread_ts or ''}"
 
 
 def bind(
@@ -76,14 +81,21 @@ def admit(
             user_hash = services.store.hash_user(user_id)
             logger.info(log.rate_limited(where, user_hash, told), extra=extra)
             if told and notify is not None:
-                message = rate_limited_message(services.limiter.per_minute)
+                message = slack_message(rate_limited_notice(services.limiter.per_minute))
                 _notify(services, notify, message, where=where, logger=logger, event_id=event_id)
             return False
     if services.answers.submit(job):
         return True
     logger.warning(log.busy(where, services.answers.pending), extra=extra)
     if notify is not None:
-        _notify(services, notify, busy_message(), where=where, logger=logger, event_id=event_id)
+        _notify(
+            services,
+            notify,
+            slack_message(busy_notice()),
+            where=where,
+            logger=logger,
+            event_id=event_id,
+        )
     return False
 
 
@@ -124,7 +136,7 @@ def apologize(
     extra = {"event_id": event_id, "error_id": error_id}
     logger.exception(log.error_answering(where, error_id), extra=extra)
     try:
-        reply(error_message(error_id))
+        reply(slack_message(error_notice(error_id)))
     except Exception:
         logger.exception(log.error_replying(where, error_id), extra=extra)
     return error_id

@@ -10,18 +10,21 @@ Usage::
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import BoltContext, BoltRequest, BoltResponse
 
-from bot.handlers import Message, question_message
+from bot.handlers import converse
 from bot.slack import log
+from bot.slack.blocks import Message, slack_message
 from bot.slack.listeners.common import (
     admit,
     apologize,
     bind,
+    conversation_key,
     record_question,
     timed,
     working_reaction,
@@ -176,14 +179,26 @@ def answer_in(
                 channel=channel, user=user, thread_ts=thread_ts, **message.as_kwargs()
             )
 
+    # The conversation is the thread; a DM's main view is one conversation whose context ends
+    # after a quiet gap (BAN_BOT_DM_CONTEXT_MINUTES), so tomorrow's question stands alone.
+    key = conversation_key(channel, thread_ts)
+    gap = None
+    if surface == "dm" and not thread_ts:
+        gap = dt.timedelta(minutes=services.settings.dm_context_minutes)
+
+    def reply() -> Message:
+        now = services.engine.clock()
+        text = event.get("text", "")
+        return slack_message(
+            converse(services.engine, services.store, key, text, now=now, gap=gap, user_id=user)
+        )
+
     def job() -> None:
         try:
             with working_reaction(
                 client, channel, ts, after=services.settings.working_reaction_after, logger=logger
             ):
-                message, seconds = timed(
-                    lambda: question_message(services.engine, event.get("text", ""))
-                )
+                message, seconds = timed(reply)
                 if quiet_decline and (message.declined or message.question is None):
                     record_question(services, f"slack:{surface}", message, user, seconds)
                     return

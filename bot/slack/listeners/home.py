@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.handlers import home_view, new_error_id
+from bot.handlers import help_reply, new_error_id
 from bot.slack import log
+from bot.slack.blocks import home_view
 from bot.slack.listeners.common import admit, bind
 from bot.slack.services import Services
 
@@ -37,7 +38,7 @@ def on_home_opened(
 
     def publish() -> None:
         try:
-            client.views_publish(user_id=user, view=home_view(services.engine))
+            client.views_publish(user_id=user, view=home_view(help_reply(services.engine)))
         except Exception:
             # No channel to apologize in: the log has it, and the next open tries again.
             logger.exception(log.error_answering("app home", new_error_id()))

@@ -7,9 +7,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from bot.answer import MAX_FOLLOW_UPS, Answer, Engine, Turn
+from bot.answer import MAX_FOLLOW_UPS, Answer, Engine
 from bot.text import clean_question
 from bot.timeline import annotate_dates, relative_phrase
+from bot.turns import Turn
 
 pytestmark = pytest.mark.slow
 

@@ -35,9 +35,7 @@ def test_suite_meets_its_thresholds(real_engine: Engine, path: Path) -> None:
 
 def test_real_world_and_conversation_sets_are_judged_on_their_held_out_half() -> None:
     real, conv = load_suite(REAL_WORLD), load_suite(CONVERSATIONS)
-    assert {"fact_accuracy", "decline_precision", "decline_recall"} <= set(
-        real.held_out_thresholds
-    )
+    assert {"fact_accuracy", "decline_precision", "decline_recall"} <= set(real.held_out_thresholds)
     assert min(real.held_out_thresholds.values()) >= 0.90
     assert conv.held_out_thresholds["follow_up_fact_accuracy"] >= 0.90
     assert conv.held_out_thresholds["standalone_kept"] == 1.0

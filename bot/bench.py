@@ -32,11 +32,13 @@ from bot.config import ROOT, Settings
 
 TARGETS = {
     "answer_p50_ms": 5.0,  # issue 6
+    "answer_with_context_p50_ms": 5.0,  # issue 10: a question with a conversation before it
+    "follow_up_p50_ms": 10.0,  # the follow-up path reads the question twice (measured apart)
     "answer_p99_ms": 15.0,  # issue 6
-    "ratio_vs_torch_baseline_p50": 1.3,  # issue 2: at most 1.3x the raw baseline
+    "ratio_vs_torch_baseline_p50": 0.5,  # issue 9 (issue 2 asked for 1.3x)
     "noop_build_s": 1.0,
-    "cold_start_ask_s": 2.0,
-    "serving_peak_rss_mb": 350.0,  # issue 6 (issue 2 asked for 800)
+    "cold_start_ask_s": 1.0,  # issue 9 (issue 6 asked for 2 s)
+    "serving_peak_rss_mb": 300.0,  # issue 9 (issue 6 asked for 350 MB)
 }
 PREFIXES = ("", "hey, ", "quick question: ", "pls help: ", "@ban-bot ", "so ")
 
@@ -71,21 +73,54 @@ def distinct_questions(settings: Settings, n: int) -> list[str]:
     return out
 
 
+def follow_up_pairs(n: int) -> list[tuple[str, str]]:
+    """``n`` (topic question, follow-up) pairs from the conversation eval set's follow-ups, each
+    follow-up made distinct (so that the encoder's cache of recent questions never helps)."""
+    from bot.evaluate import CONVERSATIONS, load_suite
+
+    pairs: list[tuple[str, str]] = []
+    for conv in load_suite(CONVERSATIONS).conversations:
+        for before, turn in zip(conv.turns, conv.turns[1:], strict=False):
+            if turn.context and not before.smalltalk:
+                pairs.append((before.q, turn.q))
+    out: list[tuple[str, str]] = []
+    for prefix in PREFIXES:
+        out += [(topic, prefix + q) for topic, q in pairs]
+    return out[:n]
+
+
+def _timed(answer: Any, items: list[Any]) -> list[float]:
+    times = []
+    for item in items:
+        s = time.perf_counter()
+        answer(item)
+        times.append((time.perf_counter() - s) * 1000)
+    return times
+
+
 def _serving_worker(index_dir: str, questions_file: str) -> None:
     """Runs in a fresh process: load the engine as a server would and time each answer."""
     from bot.answer import Engine
 
-    questions = json.loads(Path(questions_file).read_text())
+    data = json.loads(Path(questions_file).read_text())
+    questions, follow_ups = data["questions"], data["follow_ups"]
     t0 = time.perf_counter()
     settings = Settings.from_env(dotenv=False).with_overrides(index_dir=Path(index_dir))
     engine = Engine.load(settings)
     load_s = time.perf_counter() - t0
     engine.answer("warm-up question about kaspersky")
-    times = []
-    for q in questions:
-        s = time.perf_counter()
-        engine.answer(q)
-        times.append((time.perf_counter() - s) * 1000)
+    times = _timed(engine.answer, questions)
+    # Each question with the one before it as the conversation so far: the cost of context
+    # for questions that stand alone (most do).
+    previous = [engine.answer(q).turn for q in ["warm-up question", *questions[:-1]]]
+    with_context = _timed(
+        lambda i: engine.answer(questions[i], [previous[i]]), list(range(len(questions)))
+    )
+    # Follow-ups that need the context: read twice, alone and with the topic.
+    topics = [engine.answer(topic).turn for topic, _ in follow_ups]
+    follow = _timed(
+        lambda i: engine.answer(follow_ups[i][1], [topics[i]]), list(range(len(follow_ups)))
+    )
     # Raw ONNX baseline in the same process: encode + bare FAISS search, nothing else.
     encoder: Any = engine.encoder
     index = engine.index.faiss_index
@@ -102,6 +137,9 @@ def _serving_worker(index_dir: str, questions_file: str) -> None:
             {
                 "engine_load_s": load_s,
                 "answer": percentiles(times),
+                "answer_with_context": percentiles(with_context),
+                "follow_up": percentiles(follow),
+                "follow_ups": len(follow),
                 "raw_onnx": percentiles(raw),
                 "peak_rss_mb": peak_rss_mb(),
                 "torch_imported": "torch" in sys.modules,
@@ -155,8 +193,9 @@ def _torch_baseline(settings: Settings, questions: list[str]) -> dict[str, Any]:
 
 
 def _eval_scores(settings: Settings, torch_path: bool) -> dict[str, float]:
+    """Every suite's scores over all its cases, as ``suite.metric``."""
     from bot.answer import Engine
-    from bot.evaluate import DEFAULT_CASES, evaluate, load_cases
+    from bot.evaluate import SUITES, evaluate, load_suite
 
     encoder = None
     if torch_path:
@@ -164,7 +203,11 @@ def _eval_scores(settings: Settings, torch_path: bool) -> dict[str, float]:
 
         encoder = TorchEmbedder(resolve_model(settings.model))
     engine = Engine.load(settings, encoder=encoder)
-    return evaluate(engine, load_cases(DEFAULT_CASES)).metrics["all"]
+    scores: dict[str, float] = {}
+    for path in SUITES:
+        report = evaluate(engine, load_suite(path))
+        scores.update({f"{report.suite}.{k}": v for k, v in report.metrics["all"].items()})
+    return scores
 
 
 def _cold_start(index_dir: Path) -> float:
@@ -209,8 +252,9 @@ def run(n_questions: int) -> dict[str, Any]:
         full_build_s = time.perf_counter() - t0
         noop = build_index(settings, progress=False)
         questions = distinct_questions(settings, n_questions)
+        follow_ups = follow_up_pairs(n_questions)
         qfile = work / "questions.json"
-        qfile.write_text(json.dumps(questions))
+        qfile.write_text(json.dumps({"questions": questions, "follow_ups": follow_ups}))
 
         serving = _python("--worker", str(settings.index_dir), str(qfile))
         cold = _cold_start(settings.index_dir)
@@ -231,6 +275,9 @@ def run(n_questions: int) -> dict[str, Any]:
         "full_build_s": full_build_s,
         "noop_build_s": noop.seconds,
         "answer_ms": answer,
+        "answer_with_context_ms": serving["answer_with_context"],
+        "follow_up_ms": serving["follow_up"],
+        "follow_ups": serving["follow_ups"],
         "raw_torch_ms": raw_torch,
         "raw_onnx_ms": raw_onnx,
         "ratio_vs_torch_baseline_p50": answer["p50"] / raw_torch["p50"],
@@ -244,6 +291,8 @@ def run(n_questions: int) -> dict[str, Any]:
     checks = {
         "answer_p50_ms": answer["p50"],
         "answer_p99_ms": answer["p99"],
+        "answer_with_context_p50_ms": serving["answer_with_context"]["p50"],
+        "follow_up_p50_ms": serving["follow_up"]["p50"],
         "ratio_vs_torch_baseline_p50": figures["ratio_vs_torch_baseline_p50"],
         "noop_build_s": noop.seconds,
         "cold_start_ask_s": cold,
@@ -270,19 +319,23 @@ def render(f: dict[str, Any]) -> str:
         f"full build                                 {f['full_build_s']:.2f} s",
         f"no-op build                                {f['noop_build_s']:.3f} s   (target < 1 s)",
         f"answer, whole pipeline                     {ms(f['answer_ms'])}",
+        f"answer, with a conversation before it      {ms(f['answer_with_context_ms'])}"
+        "   (target p50 <= 5 ms)",
+        f"follow-up read in context ({f['follow_ups']:3d} of them)   {ms(f['follow_up_ms'])}"
+        "   (target p50 <= 10 ms)",
         f"raw baseline, torch encode + FAISS         {ms(f['raw_torch_ms'])}",
         f"raw baseline, ONNX encode + FAISS          {ms(f['raw_onnx_ms'])}",
         f"ratio answer / torch baseline (p50)        {f['ratio_vs_torch_baseline_p50']:.2f}x"
-        "   (target <= 1.3x)",
+        "   (target <= 0.5x)",
         f"ratio answer / ONNX baseline (p50)         {f['ratio_vs_onnx_baseline_p50']:.2f}x",
-        f"cold start, `ban-bot ask` to answer         {f['cold_start_ask_s']:.2f} s   (target <= 2 s)",
+        f"cold start, `ban-bot ask` to answer         {f['cold_start_ask_s']:.2f} s   (target <= 1 s)",
         f"peak RSS, answering process                {f['serving_peak_rss_mb']:.0f} MB"
-        "   (target <= 350 MB)",
+        "   (target <= 300 MB)",
         f"answering process imported torch           {f['serving_imports_torch']}",
         "eval (ONNX path / torch path):",
     ]
     for k, v in f["eval_onnx"].items():
-        lines.append(f"  {k:18} {v:.3f} / {f['eval_torch'][k]:.3f}")
+        lines.append(f"  {k:42} {v:.3f} / {f['eval_torch'][k]:.3f}")
     lines.append(
         "targets: " + ("all met" if not f["failed"] else "MISSED " + ", ".join(f["failed"]))
     )

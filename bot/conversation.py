@@ -27,25 +27,22 @@ if TYPE_CHECKING:
 # The reading in context must beat the standalone one by this much to win (ties: standalone).
 CONTEXT_MARGIN = 0.02
 # A standalone answer this confident stands on its own, whatever the conversation was about.
-STANDS_ALONE = 0.90
-# What a follow-up's reading adds to the entries around the topic: the entry that answered it
-# loses a little (a follow-up usually asks for something not yet said), the entries it names as
-# related gain a little. Tuned on the tune half of tests/eval/conversations.yaml.
-TOPIC_BONUS = -0.05
-RELATED_BONUS = 0.05
-# What a follow-up's kind of question ("why?", "when was that?") adds to the entries whose own
-# phrasings ask the same (scaled by their share of such phrasings).
-KIND_BONUS = 0.1
+STANDS_ALONE = 1.0
 # The share of the dense similarity that comes from the topic rather than the follow-up itself.
-TOPIC_WEIGHT = 0.7
-# A question whose words are mostly unknown to the knowledge set ("what's the weather") is a new
-# subject, not a follow-up, whatever came before.
-MAX_UNKNOWN_SHARE = 0.5
+TOPIC_WEIGHT = 0.5
+# What a follow-up asks for ("why?", "what day was that?", "how many?") weighs for the entries
+# that answer that kind of question (by their share of it, see Searcher.asked_for) and against
+# those that do not answer it at all.
+KIND_BONUS = 0.2
+KIND_MISS = 0.2
+# The entries the topic's entry names as related are a little more likely to be what comes next.
+RELATED_BONUS = 0.05
+# A follow-up must itself be about something the knowledge set covers: its own best dense
+# similarity to a factual entry must reach this ("lol" after an answer is not a follow-up).
+FOLLOW_UP_FLOOR = 0.25
 # Only this much of the previous question is used (it is user text, and only its topic counts).
 MAX_TOPIC_CHARS = 300
-MODE = "blend"
-LEX = "question"
-JOIN = "both"
+# Tuned together on the tune half of tests/eval/conversations.yaml (see README, "Follow-ups").
 
 
 def read_in_context(
@@ -56,46 +53,42 @@ def read_in_context(
     standalone: Answer,
     topic: Turn,
 ) -> Answer:
-    """The better of the standalone answer and the answer about ``topic``'s subject."""
+    """The better of ``standalone`` (the question read alone) and the question read about
+    ``topic``, the conversation's latest answered turn.
+
+    The topic is the user's earlier question and the first phrasing of the entry that answered
+    it. Read in context, the dense similarity blends the follow-up with the topic, the lexical
+    score reads both, and the prior leans to what the follow-up asks for and to the topic's
+    related entries. Small talk and out-of-scope questions always stand alone.
+    """
+    if standalone.kind in ("smalltalk", "out-of-scope"):
+        return standalone  # hello, thanks and product support are never about the topic
     if standalone.kind != "decline" and standalone.score >= STANDS_ALONE:
         return standalone
-    by_id = state.index.knowledge.by_id
-    entry = by_id.get(topic.entry_ids[0])
+    searcher = state.searcher
+    entry = state.index.knowledge.by_id.get(topic.entry_ids[0])
     if entry is None:  # the entry is gone since (a new index): no topic to follow
         return standalone
-    _, unknown = state.searcher.lexical.scores(question)
-    if unknown > MAX_UNKNOWN_SHARE:
+    if searcher.best_factual_dense(vector) < FOLLOW_UP_FLOOR:
         return standalone
-    if JOIN == "question":
-        about = topic.question[:MAX_TOPIC_CHARS]
-    elif JOIN == "entry":
-        about = entry.questions[0]
-    else:
-        about = topic.question[:MAX_TOPIC_CHARS] + " " + entry.questions[0]
-    joined = f"{about} {question}"
-    prior = {
-        e: KIND_BONUS * share
-        for e, share in state.searcher.asked_for(question_kind(question)).items()
-    }
-    for r in entry.related:
-        prior[r] = prior.get(r, 0.0) + RELATED_BONUS
-    prior[entry.id] = prior.get(entry.id, 0.0) + TOPIC_BONUS
-    if MODE == "blend":
-        topic_vector = state.encoder.encode([about])[0]
-        contextual = engine._compose(
-            state,
-            question,
-            vector,
-            lexical_text=joined if LEX == "joined" else question,
-            prior=prior,
-            topic_vector=topic_vector,
-            topic_weight=TOPIC_WEIGHT,
-        )
-    else:
-        joined_vector = state.encoder.encode([joined])[0]
-        contextual = engine._compose(
-            state, question, joined_vector, lexical_text=joined, prior=prior
-        )
+    about = f"{topic.question[:MAX_TOPIC_CHARS]} {entry.questions[0]}"
+    answers = searcher.asked_for(question_kind(question))
+    prior: dict[str, float] = {}
+    if answers:
+        for candidate in searcher.entries:
+            share = answers.get(candidate.id, 0.0)
+            prior[candidate.id] = KIND_BONUS * share if share else -KIND_MISS
+    for related in entry.related:
+        prior[related] = prior.get(related, 0.0) + RELATED_BONUS
+    contextual = engine._compose(
+        state,
+        question,
+        vector,
+        lexical_text=f"{about} {question}",
+        prior=prior,
+        topic_vector=state.encoder.encode([about])[0],
+        topic_weight=TOPIC_WEIGHT,
+    )
     if contextual.answered and contextual.score > standalone.score + CONTEXT_MARGIN:
         return replace(contextual, in_context=True)
     return standalone

@@ -61,6 +61,26 @@ def question_kind(text: str) -> str | None:
     return min(found)[1] if found else None
 
 
+_DATE = re.compile(
+    r"\b(January|February|March|April|May|June|July|August|September|October|November|December)"
+    r"( \d{1,2},)? \d{4}\b"
+)
+_NUMBER = re.compile(
+    r"\b\d[\d,.]*\b(?! ?(?:FR|CFR|U\.S\.C))|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|hundred|thousand|million|billion)\b",
+    re.I,
+)
+
+
+def _answers_to(entry: Entry) -> dict[str, float]:
+    """What kinds of question an entry answers, 0..1 each (see ``Searcher.asked_for``)."""
+    kinds = [question_kind(q) for q in entry.questions]
+    share = {k: kinds.count(k) / len(kinds) for k in {k for k in kinds if k is not None}}
+    text = entry.answer + " " + " ".join(p.text for p in entry.points)
+    share["when"] = 1.0 if _DATE.search(text) else 0.0
+    share["count"] = 1.0 if _NUMBER.search(_DATE.sub(" ", text)) else 0.0
+    return share
+
+
 def tokenize(text: str) -> list[str]:
     return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]
 
@@ -174,23 +194,26 @@ class Searcher:
         self.lexical = LexicalScorer(entries)
         # Every entry has several rows; asking FAISS for this many keeps each entry's best row.
         self._depth = min(int(faiss_index.ntotal), 64)
-        self._kinds: dict[str, dict[str, float]] = {}
-        for e in entries:
-            kinds = [question_kind(q) for q in e.questions]
-            self._kinds[e.id] = {
-                k: kinds.count(k) / len(kinds) for k in {k for k in kinds if k is not None}
-            }
+        self._kinds = {e.id: _answers_to(e) for e in entries}
+        self._factual = np.array([e.factual for e in entries], dtype=bool)
 
     def asked_for(self, kind: str | None) -> dict[str, float]:
-        """Each entry's share of question phrasings that ask for ``kind`` (``why``, ``when``...)."""
+        """How well each entry answers a question of ``kind`` (0..1): for ``when`` and ``count``,
+        whether its answer holds a date or a number; for the others, the share of its own
+        question phrasings that ask that kind of question."""
         if kind is None:
             return {}
-        return {e: p[kind] for e, p in self._kinds.items() if kind in p}
+        return {e: p[kind] for e, p in self._kinds.items() if p.get(kind)}
 
     def dense_scores(self, query_vector: np.ndarray, *, depth: int | None = None) -> np.ndarray:
         q = np.ascontiguousarray(query_vector.reshape(1, -1), dtype=np.float32)
         sims, ids = self.index.search(q, depth or self._depth)
         return dense_entry_scores(sims[0], ids[0], self.row_entry, len(self.entries))
+
+    def best_factual_dense(self, query_vector: np.ndarray) -> float:
+        """The question's best dense similarity to an entry that states facts."""
+        dense = self.dense_scores(query_vector)
+        return float(dense[self._factual].max()) if self._factual.any() else -1.0
 
     def search(
         self,

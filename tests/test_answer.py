@@ -229,7 +229,8 @@ def test_why_after_an_answer_gives_the_reasons(real_engine: Engine) -> None:
     first = real_engine.answer("when did kaspersky updates stop?")
     why = real_engine.answer("why?", context=[first.turn])
     assert why.answered and why.in_context, (why.kind, why.entry_ids)
-    assert "Russia" in why.text or "national security" in why.text
+    # The reasons for the ban, or why BIS let updates run until then: both answer "why?" here.
+    assert any(w in why.text for w in ("Russia", "national security", "minimize disruption"))
 
 
 def test_a_new_topic_in_the_thread_is_answered_as_if_asked_fresh(real_engine: Engine) -> None:

@@ -78,7 +78,7 @@ def test_a_channel_thread_follows_its_topic_and_switches_cleanly(slack: SlackHar
     switch = _ask(slack, in_thread("when do kaspersky updates stop?"), 3)
     assert "September 29, 2024" in switch.text and "OFAC" not in switch.text
     why = _ask(slack, in_thread("why?"), 4)
-    assert "Russia" in why.text or "national security" in why.text
+    assert any(w in why.text for w in ("Russia", "national security", "minimize disruption"))
     # People thanking each other in the thread: no ban fact, no reply at all.
     assert slack.event(in_thread("thanks!")).status == 200
     calls = slack.api.settle(quiet=0.5)

@@ -187,9 +187,11 @@ def answer_in(
                 if quiet_decline and (message.declined or message.question is None):
                     record_question(services, f"slack:{surface}", message, user, seconds)
                     return
+                if thread_ts and surface != "dm":
+                    # Before posting: a reply sent the moment the answer shows must find the
+                    # thread the bot's. (Should the post fail, the apology goes there instead.)
+                    services.store.mark_bot_thread(channel, thread_ts)
                 post(message)
-            if thread_ts and surface != "dm":
-                services.store.mark_bot_thread(channel, thread_ts)
             record_question(services, f"slack:{surface}", message, user, seconds)
         except Exception:
             apologize(surface, logger, post, event_id=event_id)

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cli_runner import ban_bot
 from fakes import FakeEmbedder
 
 from bot.config import Settings
@@ -221,11 +222,10 @@ def test_another_model_from_a_local_folder(mini_settings: Settings, tmp_path: Pa
 
     other = tmp_path / "my-model"
     shutil.copytree(bundled_model_dir(), other)
-    r = subprocess.run(
-        [sys.executable, "-m", "bot", "index", "build", "--knowledge",
-         str(mini_settings.knowledge_dir), "--index", str(mini_settings.index_dir)],
-        env={**os.environ, "BAN_BOT_MODEL": str(other)},
-        capture_output=True, text=True, timeout=300,
+    r = ban_bot(
+        ["index", "build", "--knowledge", str(mini_settings.knowledge_dir),
+         "--index", str(mini_settings.index_dir)],
+        env={"BAN_BOT_MODEL": str(other)},
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     manifest = load_index(mini_settings.index_dir).manifest

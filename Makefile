@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run test lint index bench load eval clean
+.PHONY: install run test quick lint index bench load eval clean
 
 install: $(STAMP)
 
@@ -39,8 +39,14 @@ lint: install
 	$(BIN)/mypy bot
 	$(BIN)/hadolint Dockerfile
 
+# ARGS go to pytest: make test ARGS="-k slack", make test ARGS="tests/test_cli.py -x".
+ARGS ?=
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(ARGS)
+
+# The tests that need no real model (not marked `slow`), without the lint: for while you work.
+quick: install
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 eval: index
 	$(BIN)/ban-bot eval

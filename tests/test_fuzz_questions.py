@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from mock_slack.web_api import rendered_text
 
 from bot.answer import Engine
-from bot.chat import render, reply_to
-from bot.handlers import ask_command, deadlines_command, question_message
+from bot.chat import reply_to
+from bot.handlers import ask_reply, deadlines_reply, question_reply
+from bot.render import render_text
+from bot.slack.blocks import slack_message
 from bot.text import MAX_QUESTION_CHARS
 
 FUZZ = settings(
@@ -92,11 +94,12 @@ def test_any_question_gets_an_answer_or_a_decline(real_engine: Engine, question:
 @FUZZ
 @given(question=questions)
 def test_any_question_through_the_slack_handlers(real_engine: Engine, question: str) -> None:
-    for message in (
-        question_message(real_engine, question),
-        ask_command(real_engine, question),
-        deadlines_command(real_engine, question),
+    for reply in (
+        question_reply(real_engine, question),
+        ask_reply(real_engine, question),
+        deadlines_reply(real_engine.timeline, real_engine.clock(), question),
     ):
+        message = slack_message(reply)
         _check(real_engine, message.text, message.blocks)
 
 
@@ -105,5 +108,5 @@ def test_any_question_through_the_slack_handlers(real_engine: Engine, question: 
     line=st.one_of(questions, questions.map(lambda q: "/" + q), questions.map("/ban-ask ".__add__))
 )
 def test_any_line_in_the_local_chat(real_engine: Engine, line: str) -> None:
-    shown = render(reply_to(real_engine, line.strip()))
+    shown = render_text(reply_to(real_engine, line.strip()))
     assert shown.strip() and len(shown) < 20_000

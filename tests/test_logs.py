@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+from cli_runner import ban_bot
+
 from bot.config import ROOT
 
 BOT_TOKEN = "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx"
@@ -97,13 +99,6 @@ def test_text_logs_are_readable_lines_and_scrubbed_too() -> None:
 
 
 def test_an_unknown_log_format_is_named() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "bot", "deadlines"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "LOG_FORMAT": "yaml"},
-        timeout=60,
-    )
+    r = ban_bot(["deadlines"], env={"LOG_FORMAT": "yaml"})
     assert r.returncode == 1
     assert r.stderr.strip() == "Error: LOG_FORMAT must be one of text, json, got 'yaml'."

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from bot.onnx_encoder import OnnxEncoder, export_onnx, max_seq_length
+from bot.onnx_encoder import OnnxEncoder, export_onnx, max_seq_length, pooling_modes
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -245,3 +245,26 @@ def test_export_rejects_other_pooling(tmp_path: Path) -> None:
     (tmp_path / "modules.json").write_text(json.dumps(modules[:2]))
     with pytest.raises(ValueError, match="expected modules"):
         export_onnx(tmp_path, tmp_path / "out")
+
+
+def test_both_formats_of_the_model_folder_are_read(tmp_path: Path) -> None:
+    """sentence-transformers 6.2 writes ``{"pooling_mode": "mean"}`` and keeps max_seq_length
+    only in the tokenizer's config; earlier versions wrote flags and sentence_bert_config.json."""
+    assert pooling_modes({"pooling_mode": "mean", "include_prompt": True}) == {"mean"}
+    assert pooling_modes({"pooling_mode": ["mean"]}) == {"mean"}
+    assert pooling_modes({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}) == {
+        "mean"
+    }
+    assert pooling_modes({"pooling_mode": "cls", "pooling_mode_mean_tokens": True}) == {"cls"}
+
+    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 512}))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 256}))
+    assert max_seq_length(tmp_path) == 256  # 6.2: the tokenizer's
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
+    assert max_seq_length(tmp_path) == 128  # earlier: sentence_bert_config.json's, which wins
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps({"transformer_task": "x"}))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 10**30}))
+    assert max_seq_length(tmp_path) == 512  # "no limit": the model's own
+    (tmp_path / "tokenizer_config.json").unlink()
+    with pytest.raises(ValueError, match="max_seq_length"):
+        max_seq_length(tmp_path)

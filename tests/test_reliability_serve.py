@@ -260,7 +260,8 @@ def test_sighup_reloads_and_sigterm_finishes_the_answers_in_flight_then_exits_0(
     threads = [server.mention(user=f"U0ASKER{i}")[0] for i in range(3)]
     api.wait_for("chat.postMessage")  # the first answer is being posted; two wait their turn
     server.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    # uvicorn closes its sockets first, then the lifespan finishes the answers (and says so).
+    _wait(lambda: "Shutting down: finishing the answers" in server.logged(), 20, "shutting down")
     with pytest.raises(OSError):  # no new events once shutting down
         server.mention()
     assert server.process.wait(20) == 0, server.logged()[-3000:]

@@ -1,18 +1,17 @@
-"""``ban-bot report`` as a curator runs it: a real store, the real index, the real command."""
+"""``ban-bot report`` as a curator runs it: a real store, the real index, the real command (in
+process, as click's CliRunner runs it)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import Ran, ban_bot
 
-from bot.config import ROOT, Settings
+from bot.config import Settings
 from bot.report import average_linkage
 from bot.store import Store
 
@@ -31,16 +30,9 @@ REFUND_DECLINED = "refund for kaspersky license"
 PIZZA = "what's the best pizza place near the office"
 
 
-def run_report(
-    args: list[str], data_dir: Path, index_dir: Path, **env: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "report", "--index", str(index_dir), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "BAN_BOT_DATA_DIR": str(data_dir), **env},
-        timeout=300,
+def run_report(args: list[str], data_dir: Path, index_dir: Path, **env: str) -> Ran:
+    return ban_bot(
+        ["report", "--index", str(index_dir), *args], env={"BAN_BOT_DATA_DIR": str(data_dir), **env}
     )
 
 

@@ -1,6 +1,7 @@
-"""Events over real HTTP: mentions, DMs, thread follow-ups, bots ignored, never answered twice,
-mention injection, a 40 KB message, the 👀 reaction, faults. The real bolt app and the real
-engine; Slack's Web API is the local stand-in, whose recorded calls the tests assert on."""
+"""Events: mentions, DMs, thread follow-ups, bots ignored, never answered twice, mention
+injection, a 40 KB message, the 👀 reaction, faults. Signed requests dispatched to the real bolt
+app with the real engine; Slack's Web API is the local stand-in, whose recorded calls the tests
+assert on."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def test_mention_inside_a_thread_is_answered_in_that_thread(slack: SlackHarness)
 def test_follow_up_in_the_bots_thread_needs_no_mention(slack: SlackHarness) -> None:
     first = slack.mention(UPDATES)
     slack.event(first)
+    # The moment Slack has the answer, the thread is the bot's: a reply sent right then counts.
     slack.api.wait_for("chat.postMessage")
 
     slack.event(slack.message("and when did new sales stop?", thread_ts=first["ts"]))
@@ -62,7 +64,7 @@ def test_follow_up_in_the_bots_thread_needs_no_mention(slack: SlackHarness) -> N
     slack.event(slack.message("thanks, that's great!", thread_ts=first["ts"]))
     # A thread the bot never answered in is none of its business.
     slack.event(slack.message("when do updates stop?", thread_ts="1600000000.000001"))
-    assert len([c for c in slack.api.settle() if c.api == "chat.postMessage"]) == 2
+    assert len([c for c in slack.idle() if c.api == "chat.postMessage"]) == 2
 
 
 def test_direct_message_is_answered_in_the_dm(slack: SlackHarness) -> None:
@@ -86,7 +88,7 @@ def test_direct_message_is_answered_in_the_dm(slack: SlackHarness) -> None:
 )
 def test_bots_and_message_subtypes_are_ignored(slack: SlackHarness, fields: dict[str, str]) -> None:
     slack.event(slack.message(UPDATES, channel="D0ALICE", channel_type="im", **fields))
-    assert [c.api for c in slack.api.settle() if c.api.startswith("chat.")] == []
+    assert [c.api for c in slack.idle() if c.api.startswith("chat.")] == []
 
 
 def test_repeated_event_id_and_retries_are_acknowledged_and_answered_once(
@@ -101,7 +103,7 @@ def test_repeated_event_id_and_retries_are_acknowledged_and_answered_once(
     same = slack.message(f"<@{BOT_USER_ID}> {UPDATES}", ts=event["ts"])
     assert slack.event(same).status == 200
 
-    calls = slack.api.settle(quiet=0.5)
+    calls = slack.idle()
     assert len([c for c in calls if c.api == "chat.postMessage"]) == 1
 
 
@@ -127,7 +129,7 @@ def test_typed_mentions_and_links_never_come_back_live(slack: SlackHarness) -> N
     slack.click("share_answer", share_value, ephemeral=True)
     slack.api.wait_for("response/action", 2)
 
-    shown = [c.rendered() for c in slack.api.settle()]
+    shown = [c.rendered() for c in slack.idle()]
     assert ask.body == b""  # /ban-ask answers through response_url, after the ack
     shown.append(rendered_text(deadlines.json()))
     assert any("updates" in text for text in shown)
@@ -151,7 +153,7 @@ def test_eyes_reaction_while_an_answer_takes_longer_than_the_threshold(
     event = slack.mention(UPDATES)
     slack.event(event)
     slack.api.wait_for("reactions.remove")
-    apis = [c.api for c in slack.api.settle() if c.api != "auth.test"]
+    apis = [c.api for c in slack.idle() if c.api != "auth.test"]
     # With a zero threshold the 👀 and the answer race each other; the removal always comes last.
     assert sorted(apis[:2]) == ["chat.postMessage", "reactions.add"]
     assert apis[2:] == ["reactions.remove"]

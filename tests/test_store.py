@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import stat
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,9 +17,10 @@ from typing import TypeVar
 
 import psycopg
 import pytest
+from cli_runner import ban_bot
 from pg import PostgresServer, started_or_skipped
 
-from bot.config import ROOT, ConfigError, Settings
+from bot.config import ConfigError, Settings
 from bot.store import DB_FILE, POOL_TIMEOUT, SALT_FILE, Store
 
 T = TypeVar("T")
@@ -288,14 +286,7 @@ def test_a_database_url_that_is_not_postgresql_is_refused(url: str, shown: str) 
 
 def test_the_cli_names_database_url_in_one_line(postgres: PostgresServer, tmp_path: Path) -> None:
     unreachable = postgres.url().replace(f":{postgres.port}/", ":1/")
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "report"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": unreachable, "BAN_BOT_DATA_DIR": str(tmp_path)},
-        timeout=60,
-    )
+    done = ban_bot(["report"], env={"DATABASE_URL": unreachable, "BAN_BOT_DATA_DIR": str(tmp_path)})
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         'Error: The store at DATABASE_URL could not be opened: connection to server at "127.0.0.1",'

@@ -21,13 +21,13 @@ import math
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.adapter.starlette.handler import to_starlette_response
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -153,7 +153,7 @@ class HttpSurface:
         self.error: BaseException | None = None
         self.ready = threading.Event()
         self.on_failure: Callable[[], None] = lambda: None
-        # The same check bolt makes, done first so that only signed requests are looked into.
+        # Done first, so that only Slack's requests are looked into (see handle).
         self._verifier = SignatureVerifier(settings.slack_signing_secret or "")
         self.asgi = Starlette(
             routes=[
@@ -222,28 +222,38 @@ class HttpSurface:
         return JSONResponse({"ok": False, "status": status}, status_code=503)
 
     async def slack_events(self, request: Request) -> Response:
-        app = self.app
-        if app is None or not self.ready.is_set():
-            # Slack retries a 503 later; by then the engine is there.
-            return JSONResponse({"ok": False, "status": "loading"}, status_code=503)
         body = await request.body()
-        if not self._verifier.is_valid_request(body, dict(request.headers)):
-            return Response(status_code=401)  # as bolt would: nothing about the body is told
-        try:
-            bolt_request = to_bolt_request(request, body)
-        except Exception as e:  # bolt parses as it builds the request; junk raises there
-            return self._malformed(type(e).__name__)
-        problem = malformed(bolt_request.body)
-        if problem:
-            return self._malformed(problem)
         # bolt's App is synchronous: run it on a worker thread so the event loop stays free for
         # other requests (the Starlette adapter's own handler would block it).
-        bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
-        return to_starlette_response(bolt_response)
+        response = await run_in_threadpool(self.handle, body, request.headers, request.url.query)
+        return to_starlette_response(response)
 
-    def _malformed(self, problem: str) -> Response:
+    def handle(self, body: bytes, headers: Mapping[str, str], query: str = "") -> BoltResponse:
+        """Answer one ``POST /slack/events`` as the bolt app does, once it is known to be Slack's.
+
+        503 while the engine loads (Slack retries later); 401 unless signed with
+        ``SLACK_SIGNING_SECRET`` within five minutes, before anything reads the body; 400 for a
+        signed body bolt could not handle (``malformed``); else the app's own response.
+        """
+        app = self.app
+        if app is None or not self.ready.is_set():
+            return BoltResponse(status=503, body={"ok": False, "status": "loading"})
+        # The only signature check: bolt's own (RequestVerification) would come after
+        # BoltRequest has parsed the body and read it for its context, which junk can crash.
+        if not self._verifier.is_valid_request(body, headers):
+            return BoltResponse(status=401, body="")  # as bolt would: nothing is told
+        try:
+            request = BoltRequest(body=body.decode("utf-8"), query=query, headers=dict(headers))
+        except Exception as e:  # bolt parses as it builds the request; junk raises there
+            return self._malformed(type(e).__name__)
+        problem = malformed(request.body)
+        if problem:
+            return self._malformed(problem)
+        return app.dispatch(request)
+
+    def _malformed(self, problem: str) -> BoltResponse:
         logger.warning(log.malformed_request(problem))
-        return JSONResponse({"ok": False, "error": "malformed request"}, status_code=400)
+        return BoltResponse(status=400, body={"ok": False, "error": "malformed request"})
 
 
 # What bolt reads from a request without checking its type first (a signed request is Slack's,

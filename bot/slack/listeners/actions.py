@@ -151,10 +151,10 @@ def follow_up(click: Click) -> None:
                     )
                 )
             )
+            services.store.mark_bot_thread(channel, thread_ts)  # before posting, as events do
             click.client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, **message.as_kwargs()
             )
-            services.store.mark_bot_thread(channel, thread_ts)
         record_question(services, "slack:follow-up-button", message, click.user_id, seconds)
     except Exception:
         apologize("follow-up", click.logger, click.reply_privately)

@@ -5,7 +5,7 @@ of the ``Services`` and what bolt passes; ``register`` binds them.
 Usage::
 
     events.register(app, services)
-    on_mention(services, body=body, event=body["event"], client=client, context=ctx, logger=log)
+    on_mention(services, body=body, event=body["event"], client=client, logger=logger)
 """
 
 from __future__ import annotations
@@ -83,11 +83,10 @@ def on_mention(
     body: dict[str, Any],
     event: dict[str, Any],
     client: WebClient,
-    context: BoltContext,
     logger: logging.Logger,
 ) -> None:
     """An @mention: answered in the thread of the message, or in its thread if it is in one."""
-    if _from_a_bot(event, context):
+    if _not_a_person(event):
         return
     thread_ts = event.get("thread_ts") or event["ts"]
     answer_in(services, client, body, thread_ts=thread_ts, surface="mention", logger=logger)
@@ -103,7 +102,7 @@ def on_message(
 ) -> None:
     """A DM (answered in the DM), or a reply in a thread the bot answered in (answered there,
     without a mention; silence rather than a decline)."""
-    if _from_a_bot(event, context):
+    if _not_a_person(event):
         return
     channel, thread_ts = event.get("channel", ""), event.get("thread_ts")
     if event.get("channel_type") == "im":
@@ -125,14 +124,14 @@ def on_message(
         )
 
 
-def _from_a_bot(event: dict[str, Any], context: BoltContext) -> bool:
-    """Bots (this one included), anything that is not a person writing a message, and anything
-    not shaped like one (Slack never sends those; a signed request still must not crash us)."""
+def _not_a_person(event: dict[str, Any]) -> bool:
+    """Other bots, anything that is not a person writing a message, and anything not shaped like
+    one (Slack never sends those; a signed request still must not crash us). The bot's own
+    events never get here: bolt's IgnoringSelfEvents middleware acknowledges and drops them."""
     return (
         not _shaped_like_a_message(event)
         or bool(event.get("bot_id"))
         or event.get("subtype") not in _PERSON_SUBTYPES
-        or (context.bot_user_id is not None and event.get("user") == context.bot_user_id)
     )
 
 
@@ -202,9 +201,11 @@ def answer_in(
                 if quiet_decline and (message.declined or message.question is None):
                     record_question(services, f"slack:{surface}", message, user, seconds)
                     return
+                if thread_ts and surface != "dm":
+                    # Before posting: a reply sent the moment the answer shows must find the
+                    # thread the bot's. (Should the post fail, the apology goes there instead.)
+                    services.store.mark_bot_thread(channel, thread_ts)
                 post(message)
-            if thread_ts and surface != "dm":
-                services.store.mark_bot_thread(channel, thread_ts)
             record_question(services, f"slack:{surface}", message, user, seconds)
         except Exception:
             apologize(surface, logger, post, event_id=event_id)

@@ -220,13 +220,16 @@ def _group_signals(settings: Settings, signals: list[Signal], threshold: float) 
 
     row_entries = [r.entry_id for r in loaded.rows]
     entries = loaded.knowledge.by_id
+    factual_rows = np.array([entries[e].factual for e in row_entries], dtype=bool)
     groups: list[Group] = []
     for members in average_linkage(vectors, weights, threshold):
         member_signals = [s for m in members for s in by_key[keys[m]]]
         # The group's direction: the mean of its questions (each counted as often as asked).
         centroid = np.average(vectors[members], axis=0, weights=[weights[m] for m in members])
         centroid /= np.linalg.norm(centroid) or 1.0
-        row_sims = loaded.embeddings @ centroid
+        # Nearest among the entries that state facts: what a curator would extend or rewrite
+        # (small talk and out-of-scope replies are not).
+        row_sims = np.where(factual_rows, loaded.embeddings @ centroid, -np.inf)
         best_row = int(np.argmax(row_sims))
         entry_id = row_entries[best_row]
         phrasings = Counter(_key(s.question) for s in member_signals)

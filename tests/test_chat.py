@@ -95,7 +95,7 @@ def test_deadlines_lead_with_the_key_dates_and_show_history_on_request(
 def test_a_decline_in_the_chat_names_the_chat_commands(
     real_settings: Settings, real_engine: Any
 ) -> None:
-    out = _chat(real_settings, real_engine, "what's the best pizza near the office?\n")
+    out = _chat(real_settings, real_engine, "who wrote the novel Middlemarch?\n")
     assert "I don't know" in out and "/ban-deadlines" in out and "For example:" in out
 
 

@@ -22,7 +22,7 @@ from bot.evaluate import (
 from bot.knowledge import KnowledgeError
 
 pytestmark = pytest.mark.slow
-YES_NO = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+YES_NO = re.compile(r"^\W*(yes|no)\s*[,.:;!—-]", re.IGNORECASE)
 
 
 @pytest.mark.parametrize("path", SUITES, ids=lambda p: p.stem)

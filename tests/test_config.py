@@ -139,4 +139,4 @@ def test_overrides_require_and_frozen() -> None:
             "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"
         )
     with pytest.raises(ValidationError):
-        settings.workers = 8  # type: ignore[misc]
+        settings.workers = 8

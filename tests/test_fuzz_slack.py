@@ -250,8 +250,9 @@ def test_huge_bodies(rig: Rig) -> None:
 
 def test_after_all_that_the_bot_still_answers_and_logged_no_error(rig: Rig) -> None:
     # Runs last in this module: every fuzzed request above has been answered or ignored.
-    assert rig.surface.bot is not None
-    assert eventually(lambda: rig.surface.bot.services.answers.pending == 0, timeout=60)
+    bot = rig.surface.bot
+    assert bot is not None
+    assert eventually(lambda: bot.services.answers.pending == 0, timeout=60)
     mention = {
         "type": "app_mention",
         "user": "U0AFTER",

@@ -45,7 +45,7 @@ def test_http_mode_names_the_missing_variable(
     tmp_path: Path, present: dict[str, str], missing: str
 ) -> None:
     with pytest.raises(ConfigError, match=missing):
-        serve(Settings(data_dir=tmp_path, **present), http=True, port=0)
+        serve(Settings(data_dir=tmp_path).with_overrides(**present), http=True, port=0)
 
 
 def test_a_token_slack_refuses_is_a_clear_error_without_the_token(

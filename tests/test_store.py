@@ -149,7 +149,11 @@ def test_two_replicas_marking_one_event_let_exactly_one_through(
     on SQLite, two connections to one file."""
     replicas = [open_store(), open_store()]
     for round_ in range(5):
-        results = in_threads(24, lambda i, r=round_: replicas[i % 2].mark_event_seen(f"Ev{r}"))
+
+        def mark(i: int, r: int = round_) -> bool:
+            return replicas[i % 2].mark_event_seen(f"Ev{r}")
+
+        results = in_threads(24, mark)
         assert results.count(True) == 1, results
 
 

@@ -82,7 +82,7 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = Settings.from_env()
     from bot.logs import configure_logging
 
-    configure_logging(ctx.obj.log_level, json=ctx.obj.log_format == "json")
+    configure_logging(ctx.obj.log_level, json=ctx.obj.log_format == "json", secrets=ctx.obj.secrets)
 
 
 @cli.group()

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -29,11 +30,15 @@ SECRET_VARIABLES = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+# Secrets given to configure_logging: settings read from .env are not in os.environ.
+_configured_secrets: dict[str, str] = {}
+
+
 def scrub(text: str) -> str:
     """Replace tokens and configured secret values with a placeholder."""
     text = _TOKEN.sub(lambda m: f"{m.group(1)}-[redacted]", text)
-    for name in SECRET_VARIABLES:
-        value = os.environ.get(name)
+    secrets = {name: os.environ.get(name) for name in SECRET_VARIABLES}
+    for name, value in (*secrets.items(), *_configured_secrets.items()):
         if value and len(value) >= 8:
             text = text.replace(value, f"[{name} redacted]")
     return text
@@ -108,13 +113,17 @@ def _formatter(json: bool) -> logging.Formatter:
     return JsonLineFormatter() if json else TextFormatter()
 
 
-def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
+def configure_logging(
+    level: str = "INFO", json: bool | None = None, *, secrets: Mapping[str, str] | None = None
+) -> None:
     """Log to stderr at ``level``, scrubbing secrets; safe to call more than once.
 
     ``json=True`` writes one JSON object per line, ``json=False`` readable text; ``None`` keeps
     the format an earlier call chose (text on the first call), so a later call that only sets the
-    level does not undo ``LOG_FORMAT``.
+    level does not undo ``LOG_FORMAT``. ``secrets`` (``Settings.secrets``: by variable name) are
+    scrubbed too, besides the secret variables of the environment.
     """
+    _configured_secrets.update(secrets or {})
     root = logging.getLogger()
     ours = [h for h in root.handlers if any(isinstance(f, ScrubbingFilter) for f in h.filters)]
     if not ours:

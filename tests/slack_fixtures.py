@@ -6,7 +6,6 @@ or over real HTTP with ``make_slack(http=True)``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,8 @@ def make_slack(
     surfaces: list[HttpSurface] = []
 
     def make(*, http: bool = False, **overrides: Any) -> SlackHarness:
-        settings = replace(
-            harness_settings(real_settings, slack_api, tmp_path / "data"), **overrides
+        settings = harness_settings(real_settings, slack_api, tmp_path / "data").model_copy(
+            update=dict(**overrides)
         )
         surface = HttpSurface(settings, load_engine=lambda _: real_engine)
         if not http:

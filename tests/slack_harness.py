@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -210,10 +210,11 @@ class SlackHarness:
 
 
 def harness_settings(real_settings: Settings, api: MockWebApi, data_dir: Path) -> Settings:
-    return replace(
-        real_settings,
-        data_dir=data_dir,
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=api.url,
+    return real_settings.model_copy(
+        update=dict(
+            data_dir=data_dir,
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=api.url,
+        )
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -61,7 +61,9 @@ def rig(
     with MockWebApi() as api:
         data: Path = tmp_path_factory.mktemp("fuzz-slack-data")
         # No rate limit: the fuzzer is one "person" sending hundreds of questions.
-        settings = replace(harness_settings(real_settings, api, data), rate_limit_per_minute=0)
+        settings = harness_settings(real_settings, api, data).model_copy(
+            update=dict(rate_limit_per_minute=0)
+        )
         surface = HttpSurface(settings, load_engine=lambda _: real_engine)
         with UvicornThread(surface.asgi) as server:
             assert surface.ready.wait(10)
@@ -248,8 +250,9 @@ def test_huge_bodies(rig: Rig) -> None:
 
 def test_after_all_that_the_bot_still_answers_and_logged_no_error(rig: Rig) -> None:
     # Runs last in this module: every fuzzed request above has been answered or ignored.
-    assert rig.surface.bot is not None
-    assert eventually(lambda: rig.surface.bot.services.answers.pending == 0, timeout=60)
+    bot = rig.surface.bot
+    assert bot is not None
+    assert eventually(lambda: bot.services.answers.pending == 0, timeout=60)
     mention = {
         "type": "app_mention",
         "user": "U0AFTER",

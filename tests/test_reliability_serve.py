@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from mock_slack import BOT_USER_ID, MockSocketMode, MockWebApi, signed_headers
+from mock_slack import BOT_USER_ID, Call, MockSocketMode, MockWebApi, signed_headers
 from mock_slack.signing import event_body
 from slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, USER, Reply, http
 
@@ -171,10 +171,12 @@ class Asker(threading.Thread):
             if reply.status != 200:
                 self.problems.append(f"ack {reply.status}")
                 continue
+
+            def in_its_thread(call: Call, ts: str = ts) -> bool:
+                return bool(call.body.get("thread_ts") == ts)
+
             try:
-                [post] = self.api.wait_for(
-                    "chat.postMessage", where=lambda c, ts=ts: c.body.get("thread_ts") == ts
-                )
+                [post] = self.api.wait_for("chat.postMessage", where=in_its_thread)
             except AssertionError:
                 self.problems.append(f"no answer in thread {ts}")
                 continue
@@ -216,7 +218,11 @@ def test_a_running_bot_switches_to_a_new_build_while_answering_and_keeps_the_las
         shutil.copytree(live, broken)
         damage(broken)
         (index / CURRENT).write_text(broken.name + "\n")
-        _wait(lambda reason=reason: reason in server.logged(), 20, f"the log to say {reason!r}")
+
+        def logged(reason: str = reason) -> bool:
+            return reason in server.logged()
+
+        _wait(logged, 20, f"the log to say {reason!r}")
         _wait_for_more(asker, 3)
         assert server.build_id() == new_build
         assert NEW_TITLE in asker.answers[-1]

@@ -172,11 +172,19 @@ def test_worker_pool_survives_a_failing_job_and_bounds_its_drain(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     pool = WorkerPool(workers=1, queue_size=1, name="test")
-    pool.submit(lambda: 1 / 0)  # type: ignore[func-returns-value]
+
+    def fail() -> None:
+        raise ZeroDivisionError
+
+    pool.submit(fail)
     assert eventually(lambda: pool.pending == 0)
     assert "A test job failed" in caplog.text
     stuck = threading.Event()
-    assert pool.submit(lambda: stuck.wait(30) and None)
+
+    def wait_until_set() -> None:
+        stuck.wait(30)
+
+    assert pool.submit(wait_until_set)
     # Gives up after its timeout (False, the job still running): the thread is a daemon.
     assert not pool.drain(0.3) and pool.pending == 1
     stuck.set()
@@ -218,8 +226,9 @@ def test_a_retry_of_an_event_whose_first_delivery_got_a_503_is_answered(
         # Slack's next retry of the same event is now a repeat: dropped.
         retry2 = {**signed_headers(SIGNING_SECRET, body), "X-Slack-Retry-Num": "2"}
         assert http(url, data=body, headers=retry2).status == 200
-        assert surface.bot is not None
-        assert eventually(lambda: surface.bot.services.answers.pending == 0)
+        bot = surface.bot
+        assert bot is not None
+        assert eventually(lambda: bot.services.answers.pending == 0)
         assert len(slack_api.calls_to("chat.postMessage")) == 1
 
 

@@ -9,7 +9,6 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ def _served(
     """The real app over real HTTP (uvicorn), with the real index and the test's clock."""
     engine = Engine(real_settings, real_engine.index, encoder=real_engine.encoder, clock=clock)
     with MockWebApi() as api:
-        settings = replace(harness_settings(real_settings, api, data), **overrides)
+        settings = harness_settings(real_settings, api, data).model_copy(update=overrides)
         surface = HttpSurface(settings, load_engine=lambda _: engine)
         with UvicornThread(surface.asgi) as server:
             assert surface.ready.wait(10), surface.error

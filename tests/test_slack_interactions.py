@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -268,8 +267,8 @@ def test_healthz_is_503_until_the_engine_is_loaded_then_200(
 def test_healthz_stays_503_when_the_engine_cannot_load(
     real_settings: Settings, slack_api: MockWebApi, tmp_path: Path
 ) -> None:
-    settings = replace(
-        harness_settings(real_settings, slack_api, tmp_path / "data"), index_dir=tmp_path / "none"
+    settings = harness_settings(real_settings, slack_api, tmp_path / "data").model_copy(
+        update=dict(index_dir=tmp_path / "none")
     )
     surface = HttpSurface(settings)  # the real loader, on a folder with no index
     failed = threading.Event()

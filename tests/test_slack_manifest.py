@@ -5,7 +5,7 @@ the scopes cover what the app does."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,15 @@ def app(
 ) -> Iterator[App]:
     settings = harness_settings(real_settings, slack_api, tmp_path / "data")
     store = Store.open(settings)
-    yield build_bot(settings, real_engine, store=store).app
+    bot = build_bot(settings, real_engine, store=store)
+    yield bot.app
+    bot.shutdown(timeout=10)  # the answers the requests admitted, before the store closes
     store.close()
 
 
 def _request(body: str) -> BoltRequest:
-    return BoltRequest(body=body, headers=signed_headers(SIGNING_SECRET, body))
+    headers: dict[str, str | Sequence[str]] = {**signed_headers(SIGNING_SECRET, body)}
+    return BoltRequest(body=body, headers=headers)
 
 
 def _event(name: str) -> BoltRequest:

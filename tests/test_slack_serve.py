@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ def test_http_mode_names_the_missing_variable(
     tmp_path: Path, present: dict[str, str], missing: str
 ) -> None:
     with pytest.raises(ConfigError, match=missing):
-        serve(Settings(data_dir=tmp_path, **present), http=True, port=0)
+        serve(Settings(data_dir=tmp_path).with_overrides(**present), http=True, port=0)
 
 
 def test_a_token_slack_refuses_is_a_clear_error_without_the_token(
@@ -54,8 +53,8 @@ def test_a_token_slack_refuses_is_a_clear_error_without_the_token(
 ) -> None:
     revoked = "xoxb-revoked-0000000000"
     with MockWebApi() as api:
-        settings = replace(
-            real_settings, data_dir=tmp_path, slack_bot_token=revoked, slack_api_url=api.url
+        settings = real_settings.model_copy(
+            update=dict(data_dir=tmp_path, slack_bot_token=revoked, slack_api_url=api.url)
         )
         with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN") as e:
             build_bot(settings, real_engine, store=Store.open(settings))

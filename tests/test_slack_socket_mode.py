@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +57,9 @@ class SocketModeRig:
 def rig(real_settings: Settings, real_engine: Any, tmp_path: Path) -> Iterator[SocketModeRig]:
     with MockWebApi() as api, MockSocketMode() as sm:
         api.socket_mode_url = sm.url
-        settings = replace(
-            harness_settings(real_settings, api, tmp_path / "data"),
-            slack_app_token=APP_TOKEN,
-            slack_signing_secret=None,  # Socket Mode needs no signing secret
+        settings = harness_settings(real_settings, api, tmp_path / "data").model_copy(
+            # Socket Mode needs no signing secret.
+            update=dict(slack_app_token=APP_TOKEN, slack_signing_secret=None)
         )
         store = Store.open(settings)
         handler = socket_mode_handler(build_bot(settings, real_engine, store=store).app, settings)

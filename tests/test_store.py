@@ -11,7 +11,6 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,7 +32,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """One install's settings: SQLite in its data folder, or a fresh PostgreSQL database."""
     base = Settings(data_dir=tmp_path / "data")
     if request.param == "postgresql":
-        return replace(base, database_url=request.getfixturevalue("database_url"))
+        return base.model_copy(update=dict(database_url=request.getfixturevalue("database_url")))
     return base
 
 
@@ -43,7 +42,7 @@ def open_store(settings: Settings) -> Iterator[Callable[..., Store]]:
     opened: list[Store] = []
 
     def open_(**overrides: object) -> Store:
-        store = Store.open(replace(settings, **overrides), prune_every=None)
+        store = Store.open(settings.model_copy(update=dict(**overrides)), prune_every=None)
         opened.append(store)
         return store
 
@@ -150,7 +149,11 @@ def test_two_replicas_marking_one_event_let_exactly_one_through(
     on SQLite, two connections to one file."""
     replicas = [open_store(), open_store()]
     for round_ in range(5):
-        results = in_threads(24, lambda i, r=round_: replicas[i % 2].mark_event_seen(f"Ev{r}"))
+
+        def mark(i: int, r: int = round_) -> bool:
+            return replicas[i % 2].mark_event_seen(f"Ev{r}")
+
+        results = in_threads(24, mark)
         assert results.count(True) == 1, results
 
 
@@ -185,7 +188,7 @@ def test_rows_older_than_the_retention_period_are_pruned_at_open(
 
 def test_a_running_store_prunes_by_itself(settings: Settings) -> None:
     """The daily prune, on a short interval: old rows go without a restart or a report."""
-    store = Store.open(replace(settings, retention_days=1), prune_every=0.05)
+    store = Store.open(settings.model_copy(update=dict(retention_days=1)), prune_every=0.05)
     try:
         old = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
         store.log_question(surface="x", question="old", entry_ids=[], declined=True, now=old)
@@ -200,7 +203,7 @@ def test_a_running_store_prunes_by_itself(settings: Settings) -> None:
 
 def test_a_retention_below_one_day_is_refused(settings: Settings) -> None:
     with pytest.raises(ConfigError, match=r"^BAN_BOT_RETENTION_DAYS must be at least 1 .*got 0\.$"):
-        Store.open(replace(settings, retention_days=0))
+        Store.open(settings.model_copy(update=dict(retention_days=0)))
 
 
 def test_replicas_starting_at_once_create_the_schema_once(settings: Settings) -> None:

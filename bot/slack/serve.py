@@ -57,7 +57,7 @@ METRICS_PATH = "/metrics"  # Prometheus
 
 def serve(settings: Settings, *, http: bool, port: int | None) -> None:
     """Run until interrupted: HTTP with ``http=True``, else Socket Mode (needs SLACK_APP_TOKEN)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=settings.secrets)
     if http:
         settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
         serve_http(settings, port=port or settings.port)

@@ -122,7 +122,7 @@ class MockWebApi:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def response_url(self, name: str = "cmd") -> str:
         """A ``response_url`` that points here."""

@@ -141,3 +141,30 @@ def test_eval_command(real_settings: Settings) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     for metric in ("hit_at_1", "hit_at_3", "mrr", "fact_accuracy", "decline_precision"):
         assert metric in r.stdout
+
+
+def test_the_readme_names_only_commands_and_options_that_exist() -> None:
+    """README's command-line block against the click commands ``ban-bot --help`` shows."""
+    import click
+
+    from bot.cli import cli
+
+    block = (ROOT / "README.md").read_text().split("From the command line", 1)[1]
+    block = block.split("```sh\n", 1)[1].split("```", 1)[0]
+    named: set[str] = set()
+    for line in block.splitlines():
+        usage = line.split("#", 1)[0].removeprefix("ban-bot ").strip()
+        for alternative in usage.split(" | "):
+            words = alternative.replace("[", " ").replace("]", " ").split()
+            command: click.Command = cli
+            path = []
+            while isinstance(command, click.Group) and words and words[0] in command.commands:
+                path.append(words[0])
+                command = command.commands[words.pop(0)]
+            assert path, f"README names no ban-bot command in {line!r}"
+            named.add(path[0])
+            options = {opt for p in command.params for opt in p.opts}
+            for word in words:
+                if word.startswith("--"):
+                    assert word in options, f"ban-bot {' '.join(path)} has no {word}"
+    assert named == set(cli.commands), "README's command list and ban-bot's differ"

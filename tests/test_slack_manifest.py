@@ -74,7 +74,7 @@ def _manifest_requests(response_url: str) -> dict[str, BoltRequest]:
         # Every button the bot renders; the follow-up pattern by the first id it matches.
         for matched, _, _ in BUTTONS:
             action_id = matched if isinstance(matched, str) else f"{FOLLOW_UP_PREFIX}0"
-            assert action_id == matched or matched.match(action_id)
+            assert isinstance(matched, str) or matched.match(action_id)
             body = action_body(
                 action_id, json.dumps({"q": "x", "e": []}), response_url=response_url
             )

@@ -18,7 +18,8 @@ from slack_harness import SIGNING_SECRET, USER, harness_settings
 
 from bot.config import ROOT, Settings
 from bot.slack.app import build_bot
-from bot.slack.blocks import COMMANDS, FEEDBACK_DOWN, FEEDBACK_UP, SHARE_ANSWER
+from bot.slack.blocks import COMMANDS, FOLLOW_UP_PREFIX
+from bot.slack.listeners.actions import BUTTONS
 from bot.store import Store
 
 pytest_plugins = ["slack_fixtures"]
@@ -67,7 +68,10 @@ def _manifest_requests(response_url: str) -> dict[str, BoltRequest]:
     for name in MANIFEST["settings"]["event_subscriptions"]["bot_events"]:
         requests[name] = _event(name)
     if MANIFEST["settings"]["interactivity"]["is_enabled"]:
-        for action_id in (FEEDBACK_UP, FEEDBACK_DOWN, SHARE_ANSWER, "follow_up_0", "follow_up_1"):
+        # Every button the bot renders; the follow-up pattern by the first id it matches.
+        for matched, _, _ in BUTTONS:
+            action_id = matched if isinstance(matched, str) else f"{FOLLOW_UP_PREFIX}0"
+            assert action_id == matched or matched.match(action_id)
             body = action_body(
                 action_id, json.dumps({"q": "x", "e": []}), response_url=response_url
             )

@@ -111,6 +111,9 @@ class Settings:
     shutdown_timeout: float = 10.0  # BAN_BOT_SHUTDOWN_TIMEOUT (seconds to finish answers on exit)
     # BAN_BOT_DM_CONTEXT_MINUTES: a DM's earlier turns stop being context after this quiet gap
     dm_context_minutes: float = 30.0
+    experts_channel: str | None = None  # BAN_BOT_EXPERTS_CHANNEL: where "Ask the experts" asks
+    experts_group: str | None = None  # BAN_BOT_EXPERTS_GROUP: the user group mentioned there
+    help_channels: tuple[str, ...] = ()  # BAN_BOT_HELP_CHANNELS: every message is a question
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
@@ -150,6 +153,9 @@ class Settings:
             reload_interval=_env_float(env, "BAN_BOT_RELOAD_INTERVAL", d.reload_interval),
             shutdown_timeout=_env_float(env, "BAN_BOT_SHUTDOWN_TIMEOUT", d.shutdown_timeout),
             dm_context_minutes=_env_float(env, "BAN_BOT_DM_CONTEXT_MINUTES", d.dm_context_minutes),
+            experts_channel=(env.get("BAN_BOT_EXPERTS_CHANNEL") or "").strip() or None,
+            experts_group=(env.get("BAN_BOT_EXPERTS_GROUP") or "").strip() or None,
+            help_channels=tuple((env.get("BAN_BOT_HELP_CHANNELS") or "").replace(",", " ").split()),
         )
 
     def with_overrides(self, **overrides: Any) -> Settings:

@@ -10,7 +10,7 @@ import time
 import pytest
 from slack_sdk import WebClient
 
-from bot.slack.listeners.common import working_reaction
+from bot.slack.listeners.common import working_indicator
 
 
 def _dead_url() -> str:
@@ -30,7 +30,7 @@ def test_unreachable_slack_is_logged_not_raised(
     logger = logging.getLogger("test.reaction")
     with (
         caplog.at_level(logging.WARNING, logger="test.reaction"),
-        working_reaction(client, "C1", "1.0", after=0.0, logger=logger),
+        working_indicator(client, "C1", "1.0", after=0.0, logger=logger),
     ):
         time.sleep(0.3)  # the reaction is attempted while the "answer" is being worked on
     assert not crashed

@@ -36,7 +36,7 @@ import threading
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bot.config import ConfigError, Settings
 from bot.db import DB_FILE, POOL_TIMEOUT, Database, Tx, open_database
@@ -585,6 +585,11 @@ class Store:
 
     # -- escalations: questions sent to the experts, and their replies
 
+    def _one(self, sql: str, params: Sequence[object]) -> Any:
+        """The first row of one query, or ``None``."""
+        with self._db.statement() as tx:
+            return tx.execute(sql, params).fetchone()
+
     def offer_escalation(
         self,
         *,
@@ -618,19 +623,16 @@ class Store:
 
     def escalation(self, channel: str, message_ts: str) -> Escalation | None:
         """The escalation of the question at ``channel``/``message_ts``, if one was offered."""
-        with self._db.statement() as tx:
-            row = tx.execute(
-                f"SELECT {_ESCALATION_COLUMNS} FROM escalations"
-                " WHERE channel = ? AND message_ts = ?",
-                (channel, message_ts),
-            ).fetchone()
+        row = self._one(
+            f"SELECT {_ESCALATION_COLUMNS} FROM escalations WHERE channel = ? AND message_ts = ?",
+            (channel, message_ts),
+        )
         return None if row is None else _escalation(row)
 
     def escalation_by_id(self, escalation_id: int) -> Escalation | None:
-        with self._db.statement() as tx:
-            row = tx.execute(
-                f"SELECT {_ESCALATION_COLUMNS} FROM escalations WHERE id = ?", (escalation_id,)
-            ).fetchone()
+        row = self._one(
+            f"SELECT {_ESCALATION_COLUMNS} FROM escalations WHERE id = ?", (escalation_id,)
+        )
         return None if row is None else _escalation(row)
 
     def is_asker(self, escalation: Escalation, user_id: str) -> bool:
@@ -670,14 +672,13 @@ class Store:
         """The escalation (already sent) whose thread this is: the experts' post, or the thread
         the bot answered the question in; the newest when several questions of one thread were
         sent."""
-        with self._db.statement() as tx:
-            row = tx.execute(
-                f"SELECT {_ESCALATION_COLUMNS} FROM escalations"
-                " WHERE (experts_channel = ? AND experts_ts = ?)"
-                " OR (channel = ? AND thread_ts = ? AND sent_at IS NOT NULL)"
-                " ORDER BY id DESC LIMIT 1",
-                (channel, thread_ts, channel, thread_ts),
-            ).fetchone()
+        row = self._one(
+            f"SELECT {_ESCALATION_COLUMNS} FROM escalations"
+            " WHERE (experts_channel = ? AND experts_ts = ?)"
+            " OR (channel = ? AND thread_ts = ? AND sent_at IS NOT NULL)"
+            " ORDER BY id DESC LIMIT 1",
+            (channel, thread_ts, channel, thread_ts),
+        )
         return None if row is None else _escalation(row)
 
     def record_expert_reply(
@@ -711,19 +712,15 @@ class Store:
         return int(rows[0][0]) if rows else None
 
     def expert_reply(self, reply_id: int) -> ExpertReply | None:
-        with self._db.statement() as tx:
-            row = tx.execute(
-                f"SELECT {_REPLY_COLUMNS} FROM expert_replies WHERE id = ?", (reply_id,)
-            ).fetchone()
+        row = self._one(f"SELECT {_REPLY_COLUMNS} FROM expert_replies WHERE id = ?", (reply_id,))
         return None if row is None else _reply(row)
 
     def expert_reply_at(self, channel: str, message_ts: str) -> ExpertReply | None:
         """The recorded reply that is the message at ``channel``/``message_ts``, if any."""
-        with self._db.statement() as tx:
-            row = tx.execute(
-                f"SELECT {_REPLY_COLUMNS} FROM expert_replies WHERE channel = ? AND message_ts = ?",
-                (channel, message_ts),
-            ).fetchone()
+        row = self._one(
+            f"SELECT {_REPLY_COLUMNS} FROM expert_replies WHERE channel = ? AND message_ts = ?",
+            (channel, message_ts),
+        )
         return None if row is None else _reply(row)
 
     def mark_answer(self, reply: ExpertReply, *, now: dt.datetime | None = None) -> Marked:

@@ -138,30 +138,10 @@ def test_one_event_delivered_to_two_replicas_is_answered_once(
 ) -> None:
     api, (a, b) = replicas
     ts = "1710000123.000001"
-    mention = {
-        "type": "app_mention",
-        "user": USER,
-        "text": f"<@{BOT_USER_ID}> {UPDATES}",
-        "ts": ts,
-        "channel": "C0GENERAL",
-        "event_ts": ts,
-    }
     # The same delivery (one event id) reaching both replicas at the same moment, as when
     # Slack re-sends an event the load balancer then routes to the other replica.
-    body = event_body(mention, event_id="Ev0BOTHREPLICAS")
-    barrier = threading.Barrier(2)
-    statuses: dict[str, int] = {}
-
-    def deliver(replica: Replica) -> None:
-        barrier.wait()
-        statuses[replica.name] = replica.post(body).status
-
-    threads = [threading.Thread(target=deliver, args=(r,)) for r in (a, b)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert statuses == {"replica-a": 200, "replica-b": 200}  # both acknowledge
+    body = event_body(_mention(UPDATES, ts), event_id="Ev0BOTHREPLICAS")
+    assert _at_once([a, b], body) == [200, 200]  # both acknowledge
 
     [post] = api.wait_for("chat.postMessage")
     assert post.body["thread_ts"] == ts and "September 29, 2024" in post.text
@@ -227,6 +207,18 @@ def _at_once(replicas: list[Replica], body: str) -> list[int]:
     return statuses
 
 
+def _mention(text: str, ts: str) -> dict[str, str]:
+    """An ``app_mention`` in #general, as Slack sends it."""
+    return {
+        "type": "app_mention",
+        "user": USER,
+        "text": f"<@{BOT_USER_ID}> {text}",
+        "ts": ts,
+        "channel": "C0GENERAL",
+        "event_ts": ts,
+    }
+
+
 def _one(api: MockWebApi, method: str, where: Callable[[Call], bool]) -> Call:
     return api.wait_for(method, where=where)[0]
 
@@ -239,15 +231,7 @@ def test_asking_the_experts_across_two_replicas(
 ) -> None:
     api, (a, b) = replicas
     ts = "1710000200.000001"
-    mention = {
-        "type": "app_mention",
-        "user": USER,
-        "text": f"<@{BOT_USER_ID}> {DECLINED}",
-        "ts": ts,
-        "channel": "C0GENERAL",
-        "event_ts": ts,
-    }
-    assert a.post(event_body(mention)).status == 200
+    assert a.post(event_body(_mention(DECLINED, ts))).status == 200
     decline = _one(api, "chat.postMessage", lambda c: c.body["channel"] == "C0GENERAL")
     key = buttons(decline.blocks)["ask_experts"]["value"]
     under = {"type": "message", "ts": api.answered(decline)["ts"], "thread_ts": ts}

@@ -7,7 +7,7 @@ Usage::
     echo "when do updates stop?" | ban-bot ask --json -
     ban-bot deadlines [WORD] [--json]
     ban-bot chat | serve [--http --port N] | run | eval [--cases FILE]
-    ban-bot report [--since DAYS] [--json] [--threshold 0.75]
+    ban-bot report [--since DAYS] [--json] [--drafts DIR] [--threshold 0.75]
 """
 
 from __future__ import annotations
@@ -329,7 +329,20 @@ def eval_command(
     metavar="DAYS",
     help="Only the last DAYS days (default: all that is kept, BAN_BOT_RETENTION_DAYS).",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON array of groups.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object: the groups and the questions the experts answered.",
+)
+@click.option(
+    "--drafts",
+    "drafts_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Also write each question the experts answered as a draft entry (YAML, no sources: "
+    "`ban-bot index build` refuses it until a curator sources it) into DIR.",
+)
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -343,19 +356,26 @@ def report(
     ctx: click.Context,
     since_days: int | None,
     as_json: bool,
+    drafts_dir: Path | None,
     threshold: float | None,
     index_dir: Path | None,
 ) -> None:
-    """Declined and 👎 questions grouped by meaning, most asked first: what to add next."""
-    from bot.report import build_report, render_text
+    """Declined and 👎 questions grouped by meaning, most asked first, and what the experts
+    answered: what to add next."""
+    from bot.report import build_report, render_text, write_drafts
 
     result = build_report(
         _settings(ctx, index_dir=index_dir), since_days=since_days, threshold=threshold
     )
     if as_json:
-        click.echo(json.dumps([g.to_json() for g in result.groups], indent=2, ensure_ascii=False))
-        return
-    click.echo(render_text(result))
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_text(result))
+    if drafts_dir is not None:
+        written = write_drafts(result, drafts_dir)
+        what = f"{len(written)} draft{'s' if len(written) != 1 else ''}"
+        # On standard error, so that the report (or its JSON) stays alone on standard output.
+        click.echo(f"wrote {what} to {drafts_dir}", err=True)
 
 
 def main() -> None:

@@ -15,13 +15,14 @@ import contextvars
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -145,6 +146,20 @@ class Settings(BaseModel):
         "BAN_BOT_DM_CONTEXT_MINUTES",
         "minutes of quiet after which a DM's earlier questions stop being context",
     )
+    experts_channel: str | None = setting(
+        None,
+        "BAN_BOT_EXPERTS_CHANNEL",
+        'channel id where "Ask the experts" posts declined and 👎 questions (unset: no button)',
+    )
+    experts_group: str | None = setting(
+        None, "BAN_BOT_EXPERTS_GROUP", "user group id mentioned in the experts' channel"
+    )
+    help_channels: Annotated[tuple[str, ...], NoDecode] = setting(
+        (),
+        "BAN_BOT_HELP_CHANNELS",
+        "channel ids, comma-separated, where every message is a question (answered only when sure)",
+        shown="",
+    )
     log_level: str = setting("INFO", "LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING` or `ERROR`")
     log_format: LogFormat = setting("text", "LOG_FORMAT", "`json` for one JSON object per line")
 
@@ -152,6 +167,11 @@ class Settings(BaseModel):
     @classmethod
     def _expand_user(cls, path: Path) -> Path:
         return path.expanduser()
+
+    @field_validator("help_channels", mode="before")
+    @classmethod
+    def _channel_list(cls, value: Any) -> Any:
+        return tuple(value.replace(",", " ").split()) if isinstance(value, str) else value
 
     @field_validator("log_level", mode="after")
     @classmethod

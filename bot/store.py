@@ -1,4 +1,5 @@
-"""Feedback, the question log, seen Slack event ids and the threads the bot answered in.
+"""Feedback, the question log, seen Slack event ids, the threads the bot answered in, and the
+questions sent to the experts with the replies people gave.
 
 SQLite in ``BAN_BOT_DATA_DIR`` by default (embedded, nothing to set up); PostgreSQL when
 ``DATABASE_URL`` is set, so that several replicas share one store and de-duplicate Slack's
@@ -13,6 +14,11 @@ Usage::
         store.log_question(surface="slack", user_id="U1", question="when?", entry_ids=["a"],
                            declined=False)
     store.record_feedback(user_id="U1", question="when?", entry_ids=["a"], vote="up")
+    store.offer_escalation(channel="C1", message_ts="1.2", thread_ts="1.2", user_id="U1",
+                           question="who approved it?", entry_ids=[], declined=True)
+    escalation = store.escalation("C1", "1.2")   # looked up, never taken from a button
+    if store.is_asker(escalation, "U1") and store.claim_escalation(escalation.id):
+        ...post it to the experts, then store.escalation_sent(escalation.id, ...)
     store.close()
 """
 
@@ -30,13 +36,25 @@ import threading
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bot.config import ConfigError, Settings
 from bot.db import DB_FILE, POOL_TIMEOUT, Database, Tx, open_database
 from bot.turns import MAX_TURN_CHARS, MAX_TURNS, Turn, recent
 
-__all__ = ["DB_FILE", "POOL_TIMEOUT", "SALT_FILE", "Feedback", "LoggedQuestion", "Store", "Vote"]
+__all__ = [
+    "DB_FILE",
+    "POOL_TIMEOUT",
+    "SALT_FILE",
+    "Escalation",
+    "ExpertAnswer",
+    "ExpertReply",
+    "Feedback",
+    "LoggedQuestion",
+    "Marked",
+    "Store",
+    "Vote",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +63,9 @@ SALT_FILE = "user-hash.salt"
 PRUNE_EVERY = 24 * 60 * 60.0  # seconds between two prunes of a running process
 _SALT_NAME = "user_hash_salt"
 MAX_KEY_CHARS = 200  # a conversation key is "channel:thread_ts" or "dm:channel"
+# What curators need of a person's reply is its text; a Slack message can be 40,000 characters.
+MAX_REPLY_CHARS = 4000
+Marked = Literal["first", "changed", "same"]
 
 # One schema for both databases. ``{id}`` is the auto-numbered key each spells its own way;
 # DOUBLE PRECISION has REAL affinity in SQLite and is 8 bytes in PostgreSQL (where REAL is 4).
@@ -87,6 +108,39 @@ _SCHEMA = (
     question TEXT NOT NULL,
     entry_ids TEXT NOT NULL
 )""",
+    # Questions the bot declined or whose answer got a 👎, as offered to their asker to send to
+    # the experts: one row per question message (the unique key makes "one escalation per
+    # question" hold across replicas); sent_at is set by whoever claims it first.
+    """CREATE TABLE IF NOT EXISTS escalations (
+    id {id},
+    created_at TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    message_ts TEXT NOT NULL,
+    thread_ts TEXT,
+    asker_hash TEXT NOT NULL,
+    question TEXT NOT NULL,
+    entry_ids TEXT NOT NULL,
+    declined INTEGER NOT NULL,
+    sent_at TEXT,
+    experts_channel TEXT,
+    experts_ts TEXT,
+    permalink TEXT,
+    answer_id BIGINT,
+    answered_at TEXT,
+    UNIQUE (channel, message_ts)
+)""",
+    # What people other than the asker replied in an escalated thread: the text is kept, since
+    # it is what curators turn into knowledge.
+    """CREATE TABLE IF NOT EXISTS expert_replies (
+    id {id},
+    created_at TEXT NOT NULL,
+    escalation_id BIGINT NOT NULL,
+    channel TEXT NOT NULL,
+    message_ts TEXT NOT NULL,
+    user_hash TEXT NOT NULL,
+    text TEXT NOT NULL,
+    UNIQUE (channel, message_ts)
+)""",
     # Only PostgreSQL keeps a value here (the shared salt); see _load_salt.
     """CREATE TABLE IF NOT EXISTS store_meta (
     name TEXT PRIMARY KEY,
@@ -98,6 +152,12 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS seen_events_seen_at ON seen_events (seen_at)",
     "CREATE INDEX IF NOT EXISTS bot_threads_created_at ON bot_threads (created_at)",
     "CREATE INDEX IF NOT EXISTS conversation_turns_created_at ON conversation_turns (created_at)",
+    "CREATE INDEX IF NOT EXISTS escalations_created_at ON escalations (created_at)",
+    "CREATE INDEX IF NOT EXISTS expert_replies_created_at ON expert_replies (created_at)",
+    # A reply in a thread is matched to its escalation by either of the two threads.
+    "CREATE INDEX IF NOT EXISTS escalations_thread ON escalations (channel, thread_ts)",
+    "CREATE INDEX IF NOT EXISTS escalations_experts ON escalations (experts_channel, experts_ts)",
+    "CREATE INDEX IF NOT EXISTS expert_replies_escalation ON expert_replies (escalation_id)",
     # Context is read as the newest few turns of one conversation.
     "CREATE INDEX IF NOT EXISTS conversation_turns_latest ON conversation_turns (conversation, id)",
 )
@@ -109,7 +169,14 @@ _PRUNED = (
     ("seen_events", "seen_at"),
     ("bot_threads", "created_at"),
     ("conversation_turns", "created_at"),
+    ("escalations", "created_at"),
+    ("expert_replies", "created_at"),
 )
+_ESCALATION_COLUMNS = (
+    "id, created_at, channel, message_ts, thread_ts, asker_hash, question, entry_ids, declined,"
+    " sent_at, experts_channel, experts_ts, permalink, answer_id, answered_at"
+)
+_REPLY_COLUMNS = "id, escalation_id, created_at, channel, message_ts, user_hash, text"
 
 
 @dataclass(frozen=True)
@@ -134,6 +201,92 @@ class LoggedQuestion:
     entry_ids: tuple[str, ...]
     declined: bool
     score: float | None
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """A question the bot declined, or whose answer got a 👎, that its asker may send (or has
+    sent) to the experts. ``channel`` and ``message_ts`` are the question's own message;
+    ``thread_ts`` is where the bot answered it (``None``: a DM's main view)."""
+
+    id: int
+    created_at: str
+    channel: str
+    message_ts: str
+    thread_ts: str | None
+    asker_hash: str
+    question: str
+    entry_ids: tuple[str, ...]
+    declined: bool
+    sent_at: str | None = None
+    experts_channel: str | None = None
+    experts_ts: str | None = None  # the experts' post, under which they reply
+    permalink: str | None = None  # of the question's message
+    answer_id: int | None = None  # the reply marked as the answer
+    answered_at: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What a button carries to name it: ``channel:message_ts`` (looked up, never trusted)."""
+        return f"{self.channel}:{self.message_ts}"
+
+    @property
+    def sent(self) -> bool:
+        return self.sent_at is not None
+
+
+@dataclass(frozen=True)
+class ExpertReply:
+    """A reply someone other than the asker gave in an escalated thread."""
+
+    id: int
+    escalation_id: int
+    created_at: str
+    channel: str
+    message_ts: str
+    user_hash: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ExpertAnswer:
+    """An escalation whose answer was marked: what the curation report and its drafts show."""
+
+    escalation: Escalation
+    answer: ExpertReply
+    replies: int  # every reply recorded for it, the answer included
+
+
+def _escalation(row: Sequence[object]) -> Escalation:
+    return Escalation(
+        id=int(str(row[0])),
+        created_at=str(row[1]),
+        channel=str(row[2]),
+        message_ts=str(row[3]),
+        thread_ts=None if row[4] is None else str(row[4]),
+        asker_hash=str(row[5]),
+        question=str(row[6]),
+        entry_ids=tuple(json.loads(str(row[7]))),
+        declined=bool(row[8]),
+        sent_at=None if row[9] is None else str(row[9]),
+        experts_channel=None if row[10] is None else str(row[10]),
+        experts_ts=None if row[11] is None else str(row[11]),
+        permalink=None if row[12] is None else str(row[12]),
+        answer_id=None if row[13] is None else int(str(row[13])),
+        answered_at=None if row[14] is None else str(row[14]),
+    )
+
+
+def _reply(row: Sequence[object]) -> ExpertReply:
+    return ExpertReply(
+        id=int(str(row[0])),
+        escalation_id=int(str(row[1])),
+        created_at=str(row[2]),
+        channel=str(row[3]),
+        message_ts=str(row[4]),
+        user_hash=str(row[5]),
+        text=str(row[6]),
+    )
 
 
 # -- times and the salt ------------------------------------------------------------------------
@@ -199,7 +352,8 @@ def _create_schema(tx: Tx, *, shared_salt: bool) -> bytes | None:
 
 
 class Store:
-    """Feedback, question log, seen event ids and bot threads; safe to share between threads.
+    """Feedback, question log, seen event ids, bot threads and escalations; safe to share
+    between threads.
 
     Usage: ``Store.open(settings)``; see the module docstring.
     """
@@ -429,6 +583,188 @@ class Store:
             for r in rows
         ]
 
+    # -- escalations: questions sent to the experts, and their replies
+
+    def _one(self, sql: str, params: Sequence[object]) -> Any:
+        """The first row of one query, or ``None``."""
+        with self._db.statement() as tx:
+            return tx.execute(sql, params).fetchone()
+
+    def offer_escalation(
+        self,
+        *,
+        channel: str,
+        message_ts: str,
+        thread_ts: str | None,
+        user_id: str,
+        question: str,
+        entry_ids: Sequence[str],
+        declined: bool,
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Remember a question whose asker is offered "Ask the experts" (at once for a decline,
+        after a 👎 for an answer), keyed by its message; a second offer for it changes nothing."""
+        with self._db.statement() as tx:
+            tx.execute(
+                "INSERT INTO escalations (created_at, channel, message_ts, thread_ts, asker_hash,"
+                " question, entry_ids, declined) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (channel, message_ts) DO NOTHING",
+                (
+                    _stamp(now),
+                    channel,
+                    message_ts,
+                    thread_ts,
+                    self.hash_user(user_id),
+                    question,
+                    json.dumps(list(entry_ids[:3])),
+                    int(declined),
+                ),
+            )
+
+    def escalation(self, channel: str, message_ts: str) -> Escalation | None:
+        """The escalation of the question at ``channel``/``message_ts``, if one was offered."""
+        row = self._one(
+            f"SELECT {_ESCALATION_COLUMNS} FROM escalations WHERE channel = ? AND message_ts = ?",
+            (channel, message_ts),
+        )
+        return None if row is None else _escalation(row)
+
+    def escalation_by_id(self, escalation_id: int) -> Escalation | None:
+        row = self._one(
+            f"SELECT {_ESCALATION_COLUMNS} FROM escalations WHERE id = ?", (escalation_id,)
+        )
+        return None if row is None else _escalation(row)
+
+    def is_asker(self, escalation: Escalation, user_id: str) -> bool:
+        """Did ``user_id`` ask the escalated question?"""
+        return hmac.compare_digest(self.hash_user(user_id), escalation.asker_hash)
+
+    def claim_escalation(self, escalation_id: int, *, now: dt.datetime | None = None) -> bool:
+        """Take the right to send it to the experts: True for exactly one caller, across
+        replicas; False when it was sent (or is being sent) already."""
+        with self._db.statement() as tx:
+            cursor = tx.execute(
+                "UPDATE escalations SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
+                (_stamp(now), escalation_id),
+            )
+            return cursor.rowcount == 1
+
+    def escalation_sent(
+        self, escalation_id: int, *, experts_channel: str, experts_ts: str, permalink: str | None
+    ) -> None:
+        """Record where the experts were asked, so that replies under that post are captured."""
+        with self._db.statement() as tx:
+            tx.execute(
+                "UPDATE escalations SET experts_channel = ?, experts_ts = ?, permalink = ?"
+                " WHERE id = ?",
+                (experts_channel, experts_ts, permalink, escalation_id),
+            )
+
+    def release_escalation(self, escalation_id: int) -> None:
+        """Undo a claim whose post failed, so that the asker can try again."""
+        with self._db.statement() as tx:
+            tx.execute(
+                "UPDATE escalations SET sent_at = NULL WHERE id = ? AND experts_ts IS NULL",
+                (escalation_id,),
+            )
+
+    def escalation_in_thread(self, channel: str, thread_ts: str) -> Escalation | None:
+        """The escalation (already sent) whose thread this is: the experts' post, or the thread
+        the bot answered the question in; the newest when several questions of one thread were
+        sent."""
+        row = self._one(
+            f"SELECT {_ESCALATION_COLUMNS} FROM escalations"
+            " WHERE (experts_channel = ? AND experts_ts = ?)"
+            " OR (channel = ? AND thread_ts = ? AND sent_at IS NOT NULL)"
+            " ORDER BY id DESC LIMIT 1",
+            (channel, thread_ts, channel, thread_ts),
+        )
+        return None if row is None else _escalation(row)
+
+    def record_expert_reply(
+        self,
+        escalation_id: int,
+        *,
+        channel: str,
+        message_ts: str,
+        user_id: str,
+        text: str,
+        now: dt.datetime | None = None,
+    ) -> int | None:
+        """Keep a reply (its text capped at ``MAX_REPLY_CHARS``) and return its id; ``None``
+        when that message was recorded before (Slack delivered it twice)."""
+        with self._db.statement() as tx:
+            # fetchall: SQLite finishes (and commits) a RETURNING statement once it is read out.
+            rows = tx.execute(
+                "INSERT INTO expert_replies"
+                " (created_at, escalation_id, channel, message_ts, user_hash, text)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (channel, message_ts) DO NOTHING RETURNING id",
+                (
+                    _stamp(now),
+                    escalation_id,
+                    channel,
+                    message_ts,
+                    self.hash_user(user_id),
+                    text[:MAX_REPLY_CHARS],
+                ),
+            ).fetchall()
+        return int(rows[0][0]) if rows else None
+
+    def expert_reply(self, reply_id: int) -> ExpertReply | None:
+        row = self._one(f"SELECT {_REPLY_COLUMNS} FROM expert_replies WHERE id = ?", (reply_id,))
+        return None if row is None else _reply(row)
+
+    def expert_reply_at(self, channel: str, message_ts: str) -> ExpertReply | None:
+        """The recorded reply that is the message at ``channel``/``message_ts``, if any."""
+        row = self._one(
+            f"SELECT {_REPLY_COLUMNS} FROM expert_replies WHERE channel = ? AND message_ts = ?",
+            (channel, message_ts),
+        )
+        return None if row is None else _reply(row)
+
+    def mark_answer(self, reply: ExpertReply, *, now: dt.datetime | None = None) -> Marked:
+        """Make ``reply`` its escalation's answer: ``"first"`` for the first answer marked (for
+        exactly one caller, across replicas), ``"changed"`` when it replaces another one,
+        ``"same"`` when it was the answer already."""
+        with self._db.statement() as tx:
+            first = tx.execute(
+                "UPDATE escalations SET answer_id = ?, answered_at = ?"
+                " WHERE id = ? AND answer_id IS NULL",
+                (reply.id, _stamp(now), reply.escalation_id),
+            )
+            if first.rowcount == 1:
+                return "first"
+        with self._db.statement() as tx:
+            changed = tx.execute(
+                "UPDATE escalations SET answer_id = ?, answered_at = ?"
+                " WHERE id = ? AND answer_id <> ?",
+                (reply.id, _stamp(now), reply.escalation_id, reply.id),
+            )
+            return "changed" if changed.rowcount == 1 else "same"
+
+    def expert_answers(self) -> list[ExpertAnswer]:
+        """Every escalation with a marked answer, oldest answer first."""
+        with self._db.statement() as tx:
+            escalations = [
+                _escalation(r)
+                for r in tx.execute(
+                    f"SELECT {_ESCALATION_COLUMNS} FROM escalations"
+                    " WHERE answer_id IS NOT NULL ORDER BY answered_at, id"
+                ).fetchall()
+            ]
+            answers: list[ExpertAnswer] = []
+            for e in escalations:
+                row = tx.execute(
+                    f"SELECT {_REPLY_COLUMNS} FROM expert_replies WHERE id = ?", (e.answer_id,)
+                ).fetchone()
+                count = tx.execute(
+                    "SELECT COUNT(*) FROM expert_replies WHERE escalation_id = ?", (e.id,)
+                ).fetchone()
+                if row is not None:  # a reply pruned before its escalation: nothing to show
+                    answers.append(ExpertAnswer(e, _reply(row), int(count[0])))
+        return answers
+
     def prune(self, *, now: dt.datetime | None = None) -> int:
         """Delete rows older than the retention period (``BAN_BOT_RETENTION_DAYS``); how many."""
         cutoff = _stamp((now or _now()) - self._retention)
@@ -440,6 +776,11 @@ class Store:
                 # Table and column names come from _PRUNED above, never from input.
                 cursor = tx.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,))
                 deleted += max(cursor.rowcount, 0)
+            # A reply outlives nothing it belongs to.
+            cursor = tx.execute(
+                "DELETE FROM expert_replies WHERE escalation_id NOT IN (SELECT id FROM escalations)"
+            )
+            deleted += max(cursor.rowcount, 0)
         if deleted:
             logger.debug("Store: deleted %d rows older than %d days", deleted, self._retention.days)
         return deleted

@@ -42,3 +42,22 @@ def clean_question(text: str | None) -> str:
     text = _strip_controls(text)
     text = _WHITESPACE.sub(" ", text).strip()
     return text[:MAX_QUESTION_CHARS].strip()
+
+
+def slack_to_plain(text: str | None) -> str:
+    """A Slack message's text as plain text, for keeping and quoting what a person wrote: links
+    become "label (url)" (a curator wants the URL), channels "#name", mentions of people and
+    groups are dropped, Slack's escapes are undone, controls and runs of whitespace become one
+    space. Not capped: the caller decides how much to keep.
+
+    Usage: ``slack_to_plain("see <https://x.gov/a|the rule> <@U1>")`` -> ``"see the rule (https://x.gov/a)"``
+    """
+    if not text:
+        return ""
+    text = _USER_MENTION.sub(" ", text)
+    text = _SPECIAL_MENTION.sub(" ", text)
+    text = _OTHER_SPECIAL.sub(" ", text)
+    text = _CHANNEL.sub(lambda m: f"#{m.group(1)}" if m.group(1) else " ", text)
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return _WHITESPACE.sub(" ", _strip_controls(text)).strip()

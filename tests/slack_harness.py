@@ -183,6 +183,25 @@ class SlackHarness:
         kwargs.setdefault("response_url", self.api.response_url("action"))
         return self.signed(action_body(action_id, value, **kwargs))
 
+    def vote(self, blocks: list[dict[str, Any]], vote: str, **kwargs: Any) -> Reply:
+        """Click 👍 (``"up"``) or 👎 (``"down"``) on a message, as Slack sends it: its feedback
+        element, or the classic button where the message has those."""
+        action_id, value, action_type = vote_button(blocks, vote)
+        return self.click(action_id, value, action_type=action_type, **kwargs)
+
+    def reaction(self, reaction: str, channel: str, ts: str, *, user: str = USER) -> Reply:
+        """Someone adds an emoji reaction to a message (``reaction_added``)."""
+        item = {"type": "message", "channel": channel, "ts": ts}
+        return self.event(
+            {
+                "type": "reaction_added",
+                "user": user,
+                "reaction": reaction,
+                "item": item,
+                "event_ts": next_ts(),
+            }
+        )
+
     def mention(self, text: str, **fields: Any) -> dict[str, Any]:
         """An ``app_mention`` event in #general, as Slack sends it."""
         return {
@@ -207,6 +226,23 @@ class SlackHarness:
             "event_ts": "1710000000.000001",
             **fields,
         }
+
+
+def vote_button(blocks: list[dict[str, Any]], vote: str) -> tuple[str, str, str]:
+    """(action id, value, action type) of a message's 👍 or 👎."""
+    for block in blocks:
+        for element in block.get("elements") or []:
+            if element.get("type") == "feedback_buttons":
+                button = element["positive_button" if vote == "up" else "negative_button"]
+                return element["action_id"], button["value"], "feedback_buttons"
+            if element.get("action_id") == f"feedback_{vote}":
+                return element["action_id"], element["value"], "button"
+    raise AssertionError(f"no {vote} vote on this message: {blocks}")
+
+
+def buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A message's buttons by action id."""
+    return {e["action_id"]: e for b in blocks if b["type"] == "actions" for e in b["elements"]}
 
 
 def harness_settings(real_settings: Settings, api: MockWebApi, data_dir: Path) -> Settings:

@@ -61,8 +61,13 @@ def rig(
     with MockWebApi() as api:
         data: Path = tmp_path_factory.mktemp("fuzz-slack-data")
         # No rate limit: the fuzzer is one "person" sending hundreds of questions.
+        # Experts and a help channel too, so that their paths see the junk as well.
         settings = harness_settings(real_settings, api, data).model_copy(
-            update=dict(rate_limit_per_minute=0)
+            update=dict(
+                rate_limit_per_minute=0,
+                experts_channel="C0EXPERTS",
+                help_channels=("C0HELP",),
+            )
         )
         surface = HttpSurface(settings, load_engine=lambda _: real_engine)
         with UvicornThread(surface.asgi) as server:
@@ -109,19 +114,39 @@ events = st.fixed_dictionaries(
     {},
     optional={
         "type": st.one_of(
-            st.sampled_from(["app_mention", "message", "app_home_opened", "reaction_added"]),
+            st.sampled_from(
+                [
+                    "app_mention",
+                    "message",
+                    "app_home_opened",
+                    "reaction_added",
+                    "assistant_thread_started",
+                ]
+            ),
             json_values,
         ),
         "user": st.one_of(st.sampled_from(["U0FUZZ", BOT_USER_ID]), json_values),
         "text": field,
         "ts": st.one_of(st.sampled_from(["1710000000.000100"]), json_values),
         "thread_ts": st.one_of(st.sampled_from(["1710000000.000100"]), json_values),
-        "channel": st.one_of(st.sampled_from(["C0FUZZ", "D0FUZZ"]), json_values),
+        "channel": st.one_of(
+            st.sampled_from(["C0FUZZ", "D0FUZZ", "C0EXPERTS", "C0HELP"]), json_values
+        ),
         "channel_type": st.one_of(st.sampled_from(["im", "channel", "group"]), json_values),
         "subtype": st.one_of(st.sampled_from(["bot_message", "message_changed"]), json_values),
         "bot_id": json_values,
         "tab": st.one_of(st.sampled_from(["home", "messages"]), json_values),
         "event_ts": json_values,
+        "reaction": st.one_of(st.just("white_check_mark"), json_values),
+        "item": st.one_of(
+            st.fixed_dictionaries(
+                {"type": st.just("message"), "channel": st.just("C0EXPERTS"), "ts": field}
+            ),
+            json_values,
+        ),
+        "assistant_thread": st.one_of(
+            st.fixed_dictionaries({"channel_id": field, "thread_ts": field}), json_values
+        ),
     },
 )
 envelopes = st.fixed_dictionaries(
@@ -192,7 +217,17 @@ def test_interactive_payload_forms_with_junk(rig: Rig, data: Any) -> None:
         {},
         optional={
             "action_id": st.one_of(
-                st.sampled_from(["feedback_up", "feedback_down", "share_answer", "follow_up_0"]),
+                st.sampled_from(
+                    [
+                        "feedback",
+                        "feedback_up",
+                        "feedback_down",
+                        "share_answer",
+                        "follow_up_0",
+                        "ask_experts",
+                        "mark_answer",
+                    ]
+                ),
                 json_values,
             ),
             "value": st.one_of(st.just('{"q": "when?", "e": ["updates-cutoff"]}'), field),

@@ -1,32 +1,38 @@
 """Two replicas, one PostgreSQL store: two real ``ban-bot serve --http`` processes on one
 database, the same signed event delivered to both at the same moment, exactly one answer posted
 to the Slack Web API stand-in; a follow-up in that thread is answered by the other replica,
-because the threads the bot answered in are shared too."""
+because the threads the bot answered in are shared too. The same for asking the experts: one
+click delivered to both replicas posts the question once; the expert's reply and the mark reach
+different replicas; the report and its draft come from the one database."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mock_slack import BOT_USER_ID, MockWebApi, signed_headers
-from mock_slack.signing import event_body
+from mock_slack.signing import action_body, event_body
+from mock_slack.web_api import Call
 from pg import PostgresServer, free_port
-from slack_harness import BOT_TOKEN, SIGNING_SECRET, USER, Reply, http
+from slack_harness import BOT_TOKEN, SIGNING_SECRET, USER, Reply, buttons, http
 
 from bot.config import Settings
 from bot.store import Store
 
 BAN_BOT = str(Path(sys.executable).with_name("ban-bot"))
 UPDATES = "when do kaspersky updates stop?"
+DECLINED = "who approved the exception for our lab machines?"
+EXPERTS, EXPERT = "C0EXPERTS", "U0EXPERT"
 MENTIONS = re.compile(r'^ban_bot_questions_total\{surface="slack:mention"\} (\S+)$', re.M)
 
 
@@ -105,6 +111,8 @@ def replicas(
             "BAN_BOT_KNOWLEDGE_DIR": str(real_settings.knowledge_dir),
             "HOST": "127.0.0.1",
             "LOG_LEVEL": "DEBUG",  # so the test sees every log line for secrets
+            "BAN_BOT_EXPERTS_CHANNEL": EXPERTS,
+            "BAN_BOT_EXPERTS_GROUP": "S0EXPERTS",
         }
         started: list[Replica] = []
         try:
@@ -130,30 +138,10 @@ def test_one_event_delivered_to_two_replicas_is_answered_once(
 ) -> None:
     api, (a, b) = replicas
     ts = "1710000123.000001"
-    mention = {
-        "type": "app_mention",
-        "user": USER,
-        "text": f"<@{BOT_USER_ID}> {UPDATES}",
-        "ts": ts,
-        "channel": "C0GENERAL",
-        "event_ts": ts,
-    }
     # The same delivery (one event id) reaching both replicas at the same moment, as when
     # Slack re-sends an event the load balancer then routes to the other replica.
-    body = event_body(mention, event_id="Ev0BOTHREPLICAS")
-    barrier = threading.Barrier(2)
-    statuses: dict[str, int] = {}
-
-    def deliver(replica: Replica) -> None:
-        barrier.wait()
-        statuses[replica.name] = replica.post(body).status
-
-    threads = [threading.Thread(target=deliver, args=(r,)) for r in (a, b)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert statuses == {"replica-a": 200, "replica-b": 200}  # both acknowledge
+    body = event_body(_mention(UPDATES, ts), event_id="Ev0BOTHREPLICAS")
+    assert _at_once([a, b], body) == [200, 200]  # both acknowledge
 
     [post] = api.wait_for("chat.postMessage")
     assert post.body["thread_ts"] == ts and "September 29, 2024" in post.text
@@ -200,3 +188,111 @@ def test_one_event_delivered_to_two_replicas_is_answered_once(
         assert "Store: PostgreSQL database" in stderr  # it does say where the store is
         for secret in (postgres.password, BOT_TOKEN, SIGNING_SECRET):
             assert secret not in stderr
+
+
+def _at_once(replicas: list[Replica], body: str) -> list[int]:
+    """Deliver ``body`` to every replica at the same moment; their statuses."""
+    barrier = threading.Barrier(len(replicas))
+    statuses: list[int] = []
+
+    def deliver(replica: Replica) -> None:
+        barrier.wait()
+        statuses.append(replica.post(body).status)
+
+    threads = [threading.Thread(target=deliver, args=(r,)) for r in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return statuses
+
+
+def _mention(text: str, ts: str) -> dict[str, str]:
+    """An ``app_mention`` in #general, as Slack sends it."""
+    return {
+        "type": "app_mention",
+        "user": USER,
+        "text": f"<@{BOT_USER_ID}> {text}",
+        "ts": ts,
+        "channel": "C0GENERAL",
+        "event_ts": ts,
+    }
+
+
+def _one(api: MockWebApi, method: str, where: Callable[[Call], bool]) -> Call:
+    return api.wait_for(method, where=where)[0]
+
+
+def test_asking_the_experts_across_two_replicas(
+    replicas: tuple[MockWebApi, list[Replica]],
+    database_url: str,
+    real_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    api, (a, b) = replicas
+    ts = "1710000200.000001"
+    assert a.post(event_body(_mention(DECLINED, ts))).status == 200
+    decline = _one(api, "chat.postMessage", lambda c: c.body["channel"] == "C0GENERAL")
+    key = buttons(decline.blocks)["ask_experts"]["value"]
+    under = {"type": "message", "ts": api.answered(decline)["ts"], "thread_ts": ts}
+
+    # The click reaches both replicas at once (a double click, a redelivery): asked once.
+    click = action_body("ask_experts", key, response_url=api.response_url("a"), message=under)
+    assert _at_once([a, b], click) == [200, 200]
+    experts = _one(api, "chat.postMessage", lambda c: c.body["channel"] == EXPERTS)
+    assert experts.text.startswith(f"<!subteam^S0EXPERTS> <@{USER}> asked")
+    told = api.wait_for("chat.postEphemeral", 2, where=lambda c: c.body["user"] == USER)
+    assert sorted("already sent" in c.text for c in told) == [False, True]
+    posts = [c for c in api.settle() if c.api == "chat.postMessage"]
+    assert [c.body["channel"] for c in posts].count(EXPERTS) == 1
+
+    # The expert's reply reaches replica B; the mark, replica A.
+    thread = api.answered(experts)["ts"]
+    reply = {
+        "type": "message",
+        "user": EXPERT,
+        "text": "Legal approved the lab exception in March.",
+        "ts": "1710000200.000009",
+        "thread_ts": thread,
+        "channel": EXPERTS,
+        "channel_type": "channel",
+        "event_ts": "1710000200.000009",
+    }
+    assert b.post(event_body(reply)).status == 200
+    ack = _one(api, "chat.postEphemeral", lambda c: c.body["user"] == EXPERT)
+    mark = buttons(ack.blocks)["mark_answer"]["value"]
+    marked = action_body(
+        "mark_answer",
+        mark,
+        response_url=api.response_url("mark"),
+        user_id=EXPERT,
+        channel=EXPERTS,
+        ephemeral=True,
+    )
+    assert _at_once([a, b], marked) == [200, 200]
+    relayed = api.wait_for("chat.postMessage", where=lambda c: "experts answered" in c.text)
+    assert relayed[0].body["thread_ts"] == ts
+    assert [("experts answered" in c.text) for c in api.settle()].count(True) == 1  # once
+
+    # The curator's report and draft, from the one database.
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [BAN_BOT, *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DATABASE_URL": database_url},
+            timeout=300,
+        )
+
+    drafts = tmp_path / "drafts"
+    report = run("report", "--index", str(real_settings.index_dir), "--drafts", str(drafts))
+    assert report.returncode == 0, report.stderr
+    assert f"“{DECLINED}”" in report.stdout and "Legal approved the lab exception" in report.stdout
+    [draft] = drafts.glob("draft-*.yaml")
+    knowledge = tmp_path / "knowledge"
+    shutil.copytree(real_settings.knowledge_dir, knowledge)
+    shutil.copy(draft, knowledge)
+    built = run("index", "build", "--knowledge", str(knowledge), "--index", str(tmp_path / "i"))
+    assert built.returncode == 1
+    [line] = built.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {knowledge / draft.name}") and "'sources'" in line

@@ -1,17 +1,23 @@
-"""``ban-bot report`` as a curator runs it: a real store, the real index, the real command (in
-process, as click's CliRunner runs it)."""
+"""``ban-bot report`` as a curator runs it: a real store, the real index, the real command; the
+experts' answers beside the groups, and the drafts ``--drafts`` writes, which the build refuses."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from cli_runner import Ran, ban_bot
 
-from bot.config import Settings
+from bot.config import ROOT, Settings
+from bot.knowledge import load_knowledge
 from bot.report import average_linkage
 from bot.store import Store
 
@@ -100,7 +106,7 @@ def test_groups_counts_examples_and_nearest_entries(
 ) -> None:
     r = run_report(["--json"], data_dir, real_settings.index_dir)
     assert r.returncode == 0, r.stderr
-    groups = json.loads(r.stdout)
+    groups = json.loads(r.stdout)["groups"]
     assert [g["count"] for g in groups] == [4, 3, 1]  # most asked first
     canada, refund, pizza = groups
     for g in groups:
@@ -166,12 +172,14 @@ def test_text_report_reads_as_a_list_of_what_to_add(
 def test_since_limits_the_window(data_dir: Path, real_settings: Settings) -> None:
     r = run_report(["--since", "30", "--json"], data_dir, real_settings.index_dir)
     assert r.returncode == 0, r.stderr
-    groups = json.loads(r.stdout)
+    groups = json.loads(r.stdout)["groups"]
     assert [g["count"] for g in groups] == [4, 3]  # the 40-day-old pizza question is out
     r = run_report(["--since", "3", "--json"], data_dir, real_settings.index_dir)
     # Two Canada declines (1 and 2 days ago) and the two refund 👎 (2 days ago); equal counts
     # come most recent first.
-    assert [(g["count"], g["declined"], g["downvoted"]) for g in json.loads(r.stdout)] == [
+    assert [
+        (g["count"], g["declined"], g["downvoted"]) for g in json.loads(r.stdout)["groups"]
+    ] == [
         (2, 2, 0),
         (2, 0, 2),
     ]
@@ -182,7 +190,7 @@ def test_threshold_sets_how_alike_a_group_is(data_dir: Path, real_settings: Sett
     # two spellings of one phrasing stay together.
     r = run_report(["--threshold", "0.95", "--json"], data_dir, real_settings.index_dir)
     assert r.returncode == 0, r.stderr
-    groups = json.loads(r.stdout)
+    groups = json.loads(r.stdout)["groups"]
     assert [g["count"] for g in groups] == [2, 1, 1, 1, 1, 1, 1]
     assert groups[0]["examples"] == [CANADA[0]]
     r = run_report(["--threshold", "1"], data_dir, real_settings.index_dir)
@@ -207,7 +215,8 @@ def test_nothing_to_report_is_one_line_without_an_index(tmp_path: Path) -> None:
         r.stdout == "Nothing to report: no question was declined or got a 👎 in the last 7 days.\n"
     )
     r = run_report(["--json"], empty, no_index)
-    assert r.returncode == 0 and json.loads(r.stdout) == []
+    assert r.returncode == 0
+    assert json.loads(r.stdout) == {"groups": [], "answered_by_experts": []}
 
 
 def test_question_log_off_is_said(tmp_path: Path) -> None:
@@ -260,3 +269,143 @@ def test_average_linkage_counts_duplicates_by_weight() -> None:
     assert sorted(map(sorted, average_linkage(vectors, [1, 1, 1], 0.6))) == [[0, 1], [2]]
     assert sorted(map(sorted, average_linkage(vectors, [1, 5, 1], 0.6))) == [[0, 1, 2]]
     assert average_linkage(vectors[:0], [], 0.6) == []
+
+
+# -- what the experts answered ---------------------------------------------------------------
+
+EXPERT_TEXT = (
+    "Yes for US persons anywhere, <@U0BOB> checked with Legal: see "
+    "<https://www.bis.gov/kaspersky|BIS's Kaspersky page> &amp; ask <!channel> first. "
+    "Canada itself has no ban."
+)
+
+
+def _answered_escalation(store: Store, question: str, ts: str, text: str) -> None:
+    store.offer_escalation(
+        channel="C0GENERAL",
+        message_ts=ts,
+        thread_ts=ts,
+        user_id="U1",
+        question=question,
+        entry_ids=[],
+        declined=True,
+        now=NOW - dt.timedelta(days=1),
+    )
+    escalation = store.escalation("C0GENERAL", ts)
+    assert escalation is not None and store.claim_escalation(escalation.id)
+    store.escalation_sent(
+        escalation.id, experts_channel="C0EXPERTS", experts_ts="9.1", permalink=None
+    )
+    store.record_expert_reply(
+        escalation.id,
+        channel="C0EXPERTS",
+        message_ts=f"9.{ts[-1]}",
+        user_id="U2",
+        text="Ask Legal.",
+    )
+    reply_id = store.record_expert_reply(
+        escalation.id, channel="C0EXPERTS", message_ts=f"9.{ts[-1]}1", user_id="U3", text=text
+    )
+    reply = store.expert_reply(reply_id or 0)
+    assert reply is not None and store.mark_answer(reply) == "first"
+
+
+@pytest.fixture
+def answered_dir(data_dir: Path) -> Path:
+    """The same traffic, and the experts' marked answer to one of the Canada questions."""
+    store = Store.open(Settings(data_dir=data_dir))
+    _answered_escalation(store, CANADA[2], "1710000000.000001", EXPERT_TEXT)
+    store.close()
+    return data_dir
+
+
+def test_the_experts_answers_are_listed_beside_the_groups(
+    answered_dir: Path, real_settings: Settings
+) -> None:
+    r = run_report(["--json"], answered_dir, real_settings.index_dir)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert [g["count"] for g in report["groups"]] == [4, 3, 1]  # the groups are as they were
+    [answered] = report["answered_by_experts"]
+    assert answered["question"] == CANADA[2] and answered["replies"] == 2
+    # The reply as plain text: the link's URL kept for the curator, mentions gone.
+    assert answered["answer"].startswith("Yes for US persons anywhere, checked with Legal")
+    assert "BIS's Kaspersky page (https://www.bis.gov/kaspersky) & ask first" in answered["answer"]
+    # Its phrasings: the question, then the other phrasings of its group.
+    assert answered["phrasings"][0] == CANADA[2]
+    assert set(answered["phrasings"][1:]) == {CANADA[0], CANADA[3]}
+    assert answered["category"] not in {"overview", "smalltalk", "out-of-scope"}
+    assert answered["draft_id"].startswith("draft-does-the-kaspersky-ban-apply-in-canada-")
+
+    text = run_report([], answered_dir, real_settings.index_dir).stdout
+    assert "1 questions answered by the experts in the 90 days kept" in text
+    assert f"1. “{CANADA[2]}” (declined {NOW - dt.timedelta(days=1):%Y-%m-%d}" in text
+    assert "   the experts' answer: “Yes for US persons anywhere" in text
+
+
+def test_a_draft_is_refused_by_the_build_until_a_curator_sources_it(
+    answered_dir: Path, real_settings: Settings, tmp_path: Path
+) -> None:
+    drafts = tmp_path / "drafts"
+    r = run_report(["--drafts", str(drafts)], answered_dir, real_settings.index_dir)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == f"wrote 1 draft to {drafts}"
+    [draft] = drafts.glob("*.yaml")
+    text = draft.read_text()
+    assert text.startswith("# DRAFT from the experts' answer")
+    [entry] = yaml.safe_load(text)["entries"]
+    assert set(entry) == {"id", "category", "answer", "questions"}  # no sources
+    assert draft.name == entry["id"] + ".yaml"
+
+    # A curator copies it into the knowledge set: the build says why not, in one line.
+    knowledge = tmp_path / "knowledge"
+    shutil.copytree(real_settings.knowledge_dir, knowledge)
+    shutil.copy(draft, knowledge)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "index",
+            "build",
+            "--knowledge",
+            str(knowledge),
+            "--index",
+            str(tmp_path / "index"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=os.environ,
+        timeout=300,
+    )
+    assert built.returncode == 1 and "Traceback" not in built.stderr
+    [line] = built.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {knowledge / draft.name}, entry '{entry['id']}'")
+    assert line.endswith("missing field 'sources' (every factual entry needs a source).")
+    assert not (tmp_path / "index" / "CURRENT").exists()
+
+    # Sourced, it is an entry like any other.
+    entry["sources"] = [
+        {"title": "Kaspersky", "publisher": "BIS", "date": "2024-06", "status": "primary"}
+    ]
+    (knowledge / draft.name).write_text(yaml.safe_dump({"entries": [entry]}))
+    assert entry["id"] in load_knowledge(knowledge).by_id
+
+
+def test_a_hostile_expert_reply_makes_a_draft_that_still_loads(
+    data_dir: Path, real_settings: Settings, tmp_path: Path
+) -> None:
+    store = Store.open(Settings(data_dir=data_dir))
+    hostile = "<!channel> `code` : - [x] {y: z}\n---\n\x00\u202e" + "long answer " * 4000
+    _answered_escalation(
+        store, "who approved the exception for our lab?", "1710000000.000002", hostile
+    )
+    store.close()
+    drafts = tmp_path / "drafts"
+    r = run_report(["--drafts", str(drafts), "--since", "7"], data_dir, real_settings.index_dir)
+    assert r.returncode == 0, r.stderr
+    [draft] = drafts.glob("*.yaml")
+    [entry] = yaml.safe_load(draft.read_text())["entries"]
+    assert len(entry["answer"]) <= 4000 and "\x00" not in entry["answer"]
+    assert entry["questions"] == ["who approved the exception for our lab?"]

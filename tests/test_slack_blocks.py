@@ -27,13 +27,18 @@ from bot.knowledge import Source
 from bot.render import CLI_COMMANDS, render_text
 from bot.reply import AnswerReply, PromptReply
 from bot.slack.blocks import (
+    FeedbackValue,
     echo,
     escape,
+    expert_answer_message,
+    experts_post,
     feedback_value,
     home_view,
     parse_feedback_value,
     slack_message,
+    suggested_prompts,
 )
+from bot.store import Escalation, ExpertReply
 from bot.timeline import format_partial_date
 
 LIVE = re.compile(r"<[!@#]|<https?:")
@@ -72,7 +77,7 @@ def test_answer_has_text_sources_with_dates_follow_ups_and_feedback() -> None:
     message = slack_message(AnswerReply(_answer(question="when?")))
     assert message.text.startswith("Updates stopped")
     kinds = [b["type"] for b in message.blocks]
-    assert kinds == ["section", "context", "actions", "actions"]
+    assert kinds == ["section", "context", "actions", "context_actions"]
     sources = message.blocks[1]["elements"][0]["text"]
     assert (
         "<https://a.example/?a=1&amp;b=2|Final Determination> — Federal Register, June 24, 2024"
@@ -85,10 +90,25 @@ def test_answer_has_text_sources_with_dates_follow_ups_and_feedback() -> None:
         "When did new sales stop?",
         "Did OFAC sanction Kaspersky?",
     ]
-    feedback = [b["action_id"] for b in message.blocks[3]["elements"]]
-    assert feedback == ["feedback_up", "feedback_down"]
+    # Slack's own feedback element: one action, the vote in each button's value.
+    [element] = message.blocks[3]["elements"]
+    assert (element["type"], element["action_id"]) == ("feedback_buttons", "feedback")
+    up = parse_feedback_value(element["positive_button"]["value"])
+    down = parse_feedback_value(element["negative_button"]["value"])
+    assert (up.vote, down.vote) == ("up", "down")
+    assert up.question == "when?" and down.entry_ids == ("updates-cutoff", "new-sales-ban")
+    assert message.feedback_element and message.escalation is None
     assert message.entry_ids == ("updates-cutoff", "new-sales-ban")
     assert message.question == "when?"
+
+
+def test_the_classic_feedback_buttons_where_the_element_is_refused() -> None:
+    message = slack_message(AnswerReply(_answer(question="when?")), feedback_element=False)
+    assert [b["type"] for b in message.blocks] == ["section", "context", "actions", "actions"]
+    feedback = [b["action_id"] for b in message.blocks[3]["elements"]]
+    assert feedback == ["feedback_up", "feedback_down"]
+    assert parse_feedback_value(message.blocks[3]["elements"][0]["value"]).vote is None
+    assert not message.feedback_element
 
 
 def test_a_decline_has_examples_and_the_slack_commands_but_no_sources() -> None:
@@ -137,9 +157,15 @@ def test_an_overview_numbers_each_points_sources() -> None:
 
 def test_ask_answer_has_a_share_button() -> None:
     message = slack_message(AnswerReply(_answer(question="when?"), share=True))
-    ids = [e["action_id"] for e in message.blocks[-1]["elements"]]
+    [row] = [b for b in message.blocks if b.get("block_id") == "feedback"]
+    assert [e["action_id"] for e in row["elements"]] == ["share_answer"]
+    assert row["elements"][-1]["value"] == "when?"
+    assert message.blocks[-1]["type"] == "context_actions"
+    classic = slack_message(
+        AnswerReply(_answer(question="when?"), share=True), feedback_element=False
+    )
+    ids = [e["action_id"] for e in classic.blocks[-1]["elements"]]
     assert ids == ["feedback_up", "feedback_down", "share_answer"]
-    assert message.blocks[-1]["elements"][-1]["value"] == "when?"
 
 
 def test_knowledge_text_is_escaped_too() -> None:
@@ -177,18 +203,132 @@ def test_echoed_text_can_never_be_live_markup(text: str) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.text(max_size=5000), st.lists(st.from_regex(r"[a-z0-9-]{1,40}", fullmatch=True), max_size=3)
+    st.text(max_size=5000),
+    st.lists(st.from_regex(r"[a-z0-9-]{1,40}", fullmatch=True), max_size=3),
+    st.sampled_from([None, "up", "down"]),
+    st.one_of(st.none(), st.from_regex(r"C[A-Z0-9]{1,20}:\d{10}\.\d{6}", fullmatch=True)),
 )
-def test_feedback_value_fits_a_button_and_round_trips(question: str, ids: list[str]) -> None:
-    value = feedback_value(question, ids)
+def test_feedback_value_fits_a_button_and_round_trips(
+    question: str, ids: list[str], vote: str | None, key: str | None
+) -> None:
+    value = feedback_value(question, ids, vote=vote, escalation=key)
     assert len(value) <= 2000
-    q, parsed = parse_feedback_value(value)
-    assert question.startswith(q) and parsed == tuple(ids)
+    parsed = parse_feedback_value(value)
+    assert question.startswith(parsed.question) and parsed.entry_ids == tuple(ids)
+    assert (parsed.vote, parsed.escalation) == (vote, key)
 
 
 def test_a_value_that_is_not_ours_parses_to_nothing() -> None:
-    assert parse_feedback_value("not json") == ("", ())
-    assert parse_feedback_value("[1, 2]") == ("", ())
+    assert parse_feedback_value("not json") == FeedbackValue("", ())
+    assert parse_feedback_value("[1, 2]") == FeedbackValue("", ())
+    assert parse_feedback_value('{"v": "sideways", "m": 7}') == FeedbackValue("", ())
+
+
+def _decline(kind: str = "decline") -> Answer:
+    return _answer(kind=kind, text="I don't know.", sources=(), follow_ups=(), entry_ids=())
+
+
+def test_ask_the_experts_is_offered_on_declines_only_when_the_experts_can_be_asked() -> None:
+    def buttons(message_blocks: list[dict[str, Any]]) -> dict[str, str]:
+        return {
+            e["action_id"]: e.get("value", "")
+            for b in message_blocks
+            if b["type"] == "actions"
+            for e in b["elements"]
+        }
+
+    key = "C0GENERAL:1710000000.000001"
+    for kind in ("decline", "out-of-scope"):
+        offered = slack_message(AnswerReply(_decline(kind)), ask_experts=key)
+        assert buttons(offered.blocks) == {"ask_experts": key} and offered.escalation == key
+        assert "ask the people who know" in offered.text
+    for kind in ("smalltalk", "empty"):
+        none = slack_message(AnswerReply(_decline(kind)), ask_experts=key)
+        assert "ask_experts" not in buttons(none.blocks) and none.escalation is None
+    assert "ask_experts" not in buttons(slack_message(AnswerReply(_decline())).blocks)
+
+    # An answer offers it after a 👎: the key rides in the feedback values, on both renderings.
+    answered = slack_message(AnswerReply(_answer()), ask_experts=key)
+    assert answered.escalation == key and "ask_experts" not in buttons(answered.blocks)
+    element = answered.blocks[-1]["elements"][0]
+    assert parse_feedback_value(element["negative_button"]["value"]).escalation == key
+    classic = slack_message(AnswerReply(_answer()), ask_experts=key, feedback_element=False)
+    assert parse_feedback_value(buttons(classic.blocks)["feedback_down"]).escalation == key
+
+    thanks_down = slack_message(feedback_notice("down"), ask_experts=key)
+    assert buttons(thanks_down.blocks) == {"ask_experts": key}
+    assert buttons(slack_message(feedback_notice("up"), ask_experts=key).blocks) == {}
+    assert buttons(slack_message(feedback_notice("down")).blocks) == {}
+
+
+HOSTILE = (
+    "<!channel> <!here> <!everyone> <!subteam^S0EVIL> <@U0EVE> <#C0SECRET|secret> "
+    "<https://evil.example|click me> &lt;!channel&gt; *bold* ```code``` "
+)
+
+
+def _escalation(question: str, **fields: Any) -> Escalation:
+    base: dict[str, Any] = {
+        "id": 1,
+        "created_at": "2026-11-26T15:00:00+00:00",
+        "channel": "C0GENERAL",
+        "message_ts": "1710000000.000001",
+        "thread_ts": "1710000000.000001",
+        "asker_hash": "h",
+        "question": question,
+        "entry_ids": (),
+        "declined": True,
+    }
+    return Escalation(**{**base, **fields})
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=2000))
+def test_the_experts_post_never_carries_live_markup_from_the_question(text: str) -> None:
+    permalink = "https://example.slack.com/archives/C0GENERAL/p1710000000000001"
+    post = experts_post(
+        _escalation(HOSTILE + text), asker="U0ALICE", group="S0EXPERTS", permalink=permalink
+    )
+    ours = ("<!subteam^S0EXPERTS>", "<@U0ALICE>", f"<{permalink}|", "<#C0GENERAL>")
+    shown = _texts(post.blocks) + post.text
+    for markup in ours:
+        shown = shown.replace(markup, "")
+    assert not LIVE.search(shown), shown[:300]
+    assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in post.blocks)
+    assert post.text.startswith("<!subteam^S0EXPERTS> <@U0ALICE> asked")
+
+
+def test_the_experts_post_writes_only_ids_shaped_like_slack_ids() -> None:
+    post = experts_post(
+        _escalation("q", channel="D0ALICE", declined=False, entry_ids=("updates-cutoff",)),
+        asker="<!channel>",
+        group="<!here>",
+        permalink="javascript:alert(1)",
+    )
+    shown = _texts(post.blocks)
+    assert "<!" not in shown and "javascript" not in shown
+    assert "Someone asked in a direct message with me" in shown
+    assert "`updates-cutoff`" in shown and "found unhelpful" in shown
+
+
+def test_an_experts_answer_is_quoted_back_escaped() -> None:
+    reply = ExpertReply(
+        1, 1, "t", "C0EXPERTS", "9.9", "h", HOSTILE + "See <https://x.gov/r|the rule>."
+    )
+    message = expert_answer_message(reply)
+    shown = _texts(message.blocks) + message.text
+    assert not LIVE.search(shown)
+    assert "the rule (https://x.gov/r)" in shown
+
+
+def test_suggested_prompts_are_at_most_four_plain_questions() -> None:
+    examples = ["When do updates stop?", "x" * 200, "a", "b", "c"]
+    prompts = suggested_prompts(examples)
+    assert len(prompts) == 4 and prompts[0] == {
+        "title": "When do updates stop?",
+        "message": "When do updates stop?",
+    }
+    assert len(prompts[1]["title"]) <= 75 and prompts[1]["message"] == "x" * 200
 
 
 def test_source_dates_read_as_people_write_them() -> None:

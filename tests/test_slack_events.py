@@ -19,6 +19,7 @@ from slack_harness import (
     SlackHarness,
     eventually,
     next_ts,
+    vote_button,
 )
 
 pytest_plugins = ["slack_fixtures"]
@@ -37,10 +38,8 @@ def test_mention_is_answered_in_the_thread_of_the_message(slack: SlackHarness) -
     assert "September 29, 2024" in post.text
     kinds = [b["type"] for b in post.blocks]
     assert kinds[0] == "section" and "context" in kinds  # the answer, then its sources
-    action_ids = [
-        e["action_id"] for b in post.blocks if b["type"] == "actions" for e in b["elements"]
-    ]
-    assert {"feedback_up", "feedback_down"} <= set(action_ids)
+    assert kinds[-1] == "context_actions"  # Slack's 👍/👎 feedback element
+    assert vote_button(post.blocks, "up")[0] == vote_button(post.blocks, "down")[0] == "feedback"
 
 
 def test_mention_inside_a_thread_is_answered_in_that_thread(slack: SlackHarness) -> None:
@@ -146,11 +145,24 @@ def test_a_40kb_message_is_answered(slack: SlackHarness) -> None:
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in post.blocks)
 
 
-def test_eyes_reaction_while_an_answer_takes_longer_than_the_threshold(
+def test_a_looking_that_up_status_while_an_answer_takes_longer_than_the_threshold(
     make_slack: Callable[..., SlackHarness],
 ) -> None:
     slack = make_slack(working_reaction_after=0.0)
     event = slack.mention(UPDATES)
+    slack.event(event)
+    statuses = slack.api.wait_for("assistant.threads.setStatus", 2)
+    shown, cleared = (c.body for c in statuses)
+    assert (shown["channel_id"], shown["thread_ts"]) == ("C0GENERAL", event["ts"])
+    assert shown["status"] == "is looking that up…" and cleared["status"] == ""
+    assert slack.api.calls_to("reactions.add") == []  # the status stands in for the 👀
+
+
+def test_eyes_reaction_where_there_is_no_thread_for_a_status(
+    make_slack: Callable[..., SlackHarness],
+) -> None:
+    slack = make_slack(working_reaction_after=0.0)
+    event = slack.message(UPDATES, channel="D0ALICE", channel_type="im")
     slack.event(event)
     slack.api.wait_for("reactions.remove")
     apis = [c.api for c in slack.idle() if c.api != "auth.test"]
@@ -161,8 +173,25 @@ def test_eyes_reaction_while_an_answer_takes_longer_than_the_threshold(
     assert (add.body["name"], add.body["timestamp"], add.body["channel"]) == (
         "eyes",
         event["ts"],
-        "C0GENERAL",
+        "D0ALICE",
     )
+
+
+def test_without_the_status_the_eyes_reaction_stands_in_and_that_is_logged_once(
+    make_slack: Callable[..., SlackHarness], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    slack = make_slack(working_reaction_after=0.0)
+    slack.api.refuse("assistant.threads.setStatus", "not_allowed")  # a classic workspace
+    for n in (1, 2):
+        slack.event(slack.mention(UPDATES))
+        slack.api.wait_for("reactions.remove", n)
+        slack.api.wait_for("chat.postMessage", n)
+    assert len(slack.api.calls_to("assistant.threads.setStatus")) == 1  # tried once, then not
+    off = [
+        r for r in caplog.records if "assistant.threads.setStatus (not_allowed)" in r.getMessage()
+    ]
+    assert len(off) == 1 and off[0].levelno == logging.INFO
 
 
 def test_no_reaction_when_the_answer_is_quick(slack: SlackHarness) -> None:

@@ -111,10 +111,9 @@ def test_feedback_click_is_stored_with_a_hashed_user_and_acknowledged(
     slack: SlackHarness, real_engine: Any
 ) -> None:
     post = _answer_in_channel(slack, "when do kaspersky updates stop?")
-    up = _buttons(post.blocks)["feedback_up"]
     message = {"type": "message", "ts": "1700000000.000900", "thread_ts": post.body["thread_ts"]}
 
-    assert slack.click("feedback_up", up["value"], message=message).status == 200
+    assert slack.vote(post.blocks, "up", message=message).status == 200
     [thanks] = slack.api.wait_for("chat.postEphemeral")
     assert thanks.body["user"] == USER
     assert thanks.body["channel"] == "C0GENERAL"
@@ -138,8 +137,7 @@ def test_feedback_click_is_stored_with_a_hashed_user_and_acknowledged(
 def test_feedback_on_a_private_answer_is_thanked_privately(slack: SlackHarness) -> None:
     slack.command("/ban-ask", "why was kaspersky banned?")
     [private] = slack.api.wait_for("response/command")
-    down = _buttons(private.blocks)["feedback_down"]
-    slack.click("feedback_down", down["value"], ephemeral=True)
+    slack.vote(private.blocks, "down", ephemeral=True)
     [thanks] = slack.api.wait_for("response/action")
     assert thanks.body["response_type"] == "ephemeral"
     assert thanks.body["replace_original"] is False
@@ -198,8 +196,7 @@ def test_metrics_count_questions_and_feedback(slack_http: SlackHarness) -> None:
     votes = 'ban_bot_feedback_votes_total{vote="down"}'
     before = http(f"{slack.url}/metrics").body.decode()
     post = _answer_in_channel(slack, "when do kaspersky updates stop?")
-    down = _buttons(post.blocks)["feedback_down"]
-    slack.click("feedback_down", down["value"], message={"type": "message", "ts": "1.2"})
+    slack.vote(post.blocks, "down", message={"type": "message", "ts": "1.2"})
     slack.api.wait_for("chat.postEphemeral")
 
     def scraped_after_both() -> str:

@@ -1,10 +1,11 @@
 """slack-manifest.yaml agrees with the listeners the app registers: every command, bot event and
 interaction the manifest sends is handled, every listener is reachable from the manifest, and
-the scopes cover what the app does."""
+the scopes cover the events and every Web API method the bot's code calls."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,24 @@ EVENT_SCOPES = {
     "message.channels": "channels:history",
     "message.groups": "groups:history",
     "message.im": "im:history",
+    "reaction_added": "reactions:read",
     "app_home_opened": None,  # needs no scope
+    "assistant_thread_started": None,  # none either (the prompts it leads to need one)
 }
+# The scope each Web API method the bot calls needs, per Slack's method reference. A call the
+# code makes that is missing here fails test_scopes_cover_every_web_api_method_the_bot_calls.
+METHOD_SCOPES = {
+    "chat_postMessage": "chat:write",
+    "chat_postEphemeral": "chat:write",
+    "chat_getPermalink": None,
+    "reactions_add": "reactions:write",
+    "reactions_remove": "reactions:write",
+    "views_publish": None,
+    # Since March 2026 it takes chat:write, so channel threads get the loading status too.
+    "assistant_threads_setStatus": "chat:write",
+    "assistant_threads_setSuggestedPrompts": "assistant:write",
+}
+SLACK_CODE = ROOT / "bot" / "slack"
 
 
 @pytest.fixture
@@ -62,6 +79,12 @@ def _event(name: str) -> BoltRequest:
         event.update(channel="C0X", text="<@UBANBOT01> hello")
     elif kind == "app_home_opened":
         event.update(tab="home")
+    elif kind == "reaction_added":
+        event.update(
+            reaction="white_check_mark", item={"type": "message", "channel": "C0X", "ts": "1.2"}
+        )
+    elif kind == "assistant_thread_started":
+        event["assistant_thread"] = {"user_id": USER, "channel_id": "D0X", "thread_ts": "1.2"}
     return _request(event_body(event))
 
 
@@ -99,7 +122,7 @@ def test_everything_the_manifest_sends_is_handled(app: App, slack_api: MockWebAp
 def test_what_the_manifest_does_not_send_is_not_handled(app: App, slack_api: MockWebApi) -> None:
     unknown_command = command_body("/ban-other", "", response_url=slack_api.response_url())
     unknown_action = action_body("other_button", "x", response_url=slack_api.response_url())
-    unsubscribed = event_body({"type": "reaction_added", "user": USER})
+    unsubscribed = event_body({"type": "member_joined_channel", "user": USER})
     for body in (unknown_command, unknown_action, unsubscribed):
         response: BoltResponse = app.dispatch(_request(body))
         assert response.status == 404, body[:80]
@@ -122,8 +145,27 @@ def test_scopes_cover_the_events_and_what_the_bot_calls() -> None:
     for event in MANIFEST["settings"]["event_subscriptions"]["bot_events"]:
         needed = EVENT_SCOPES[event]
         assert needed is None or needed in scopes, event
-    # chat.postMessage/postEphemeral, the slash commands, the 👀 reaction, DMs.
-    assert {"chat:write", "commands", "reactions:write", "im:write"} <= scopes
+    # The slash commands, and DMs.
+    assert {"commands", "im:write"} <= scopes
+
+
+def test_scopes_cover_every_web_api_method_the_bot_calls() -> None:
+    scopes = set(MANIFEST["oauth_config"]["scopes"]["bot"])
+    called = {
+        method
+        for path in SLACK_CODE.rglob("*.py")
+        for method in re.findall(r"\bclient\.([a-z]+_[A-Za-z_]+)\(", path.read_text())
+    }
+    assert {"chat_postMessage", "chat_getPermalink", "assistant_threads_setStatus"} <= called
+    for method in sorted(called):
+        assert method in METHOD_SCOPES, f"{method}: add the scope it needs to METHOD_SCOPES"
+        needed = METHOD_SCOPES[method]
+        assert needed is None or needed in scopes, f"{method} needs {needed}"
+
+
+def test_the_agent_view_is_described() -> None:
+    agent = MANIFEST["features"]["agent_view"]
+    assert 0 < len(agent["agent_description"]) <= 300  # Slack's limit
 
 
 def test_manifest_turns_on_socket_mode_interactivity_and_app_home() -> None:

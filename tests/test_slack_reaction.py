@@ -10,7 +10,7 @@ import pytest
 from slack_harness import eventually
 from slack_sdk import WebClient
 
-from bot.slack.listeners.common import working_reaction
+from bot.slack.listeners.common import working_indicator
 
 
 def _dead_url() -> str:
@@ -34,7 +34,7 @@ def test_unreachable_slack_is_logged_not_raised(
 
     with (
         caplog.at_level(logging.WARNING, logger="test.reaction"),
-        working_reaction(client, "C1", "1.0", after=0.0, logger=logger),
+        working_indicator(client, "C1", "1.0", after=0.0, logger=logger),
     ):
         # The "answer" is worked on until the reaction has been tried and failed.
         assert eventually(refused, timeout=10), caplog.text

@@ -1,7 +1,8 @@
 """The store's whole contract on both backends (SQLite in the data folder, and a real PostgreSQL
 server from ``tests/pg.py``): feedback with hashed users, the question log and its switch, event
 de-duplication under concurrency, bot threads, retention (at open and by the running process),
-schema creation by several replicas at once, and a ``DATABASE_URL`` that cannot be used."""
+schema creation by several replicas at once, escalations to the experts (one per question
+however many replicas claim it) and their replies, and a ``DATABASE_URL`` that cannot be used."""
 
 from __future__ import annotations
 
@@ -24,7 +25,15 @@ from bot.store import DB_FILE, POOL_TIMEOUT, SALT_FILE, Store
 
 T = TypeVar("T")
 BACKENDS = ["sqlite", "postgresql"]
-TABLES = ("feedback", "questions", "seen_events", "bot_threads", "store_meta")
+TABLES = (
+    "feedback",
+    "questions",
+    "seen_events",
+    "bot_threads",
+    "store_meta",
+    "escalations",
+    "expert_replies",
+)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -164,6 +173,127 @@ def test_bot_threads_are_remembered(open_store: Callable[..., Store]) -> None:
     store.mark_bot_thread("C1", "1.1")  # answering twice in a thread is no error
     assert store.is_bot_thread("C1", "1.1") and not store.is_bot_thread("C2", "1.1")
     assert open_store().is_bot_thread("C1", "1.1")
+
+
+def _offer(store: Store, ts: str = "1.1", **overrides: object) -> None:
+    fields: dict[str, object] = {
+        "channel": "C1",
+        "message_ts": ts,
+        "thread_ts": ts,
+        "user_id": "U0ALICE",
+        "question": "who approved the exception?",
+        "entry_ids": [],
+        "declined": True,
+    }
+    store.offer_escalation(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def test_an_escalation_is_offered_once_per_question_and_claimed_once(
+    settings: Settings, open_store: Callable[..., Store]
+) -> None:
+    replicas = [open_store(), open_store()]
+    store = replicas[0]
+    assert store.escalation("C1", "1.1") is None
+    _offer(store)
+    _offer(replicas[1], question="a second offer changes nothing")
+    escalation = replicas[1].escalation("C1", "1.1")
+    assert escalation is not None and escalation.key == "C1:1.1"
+    assert (escalation.question, escalation.declined, escalation.sent) == (
+        "who approved the exception?",
+        True,
+        False,
+    )
+    assert store.is_asker(escalation, "U0ALICE") and not store.is_asker(escalation, "U0BOB")
+    assert "U0ALICE" not in everything_stored(settings)
+
+    # Many clicks on two replicas at the same moment: one sends it.
+    claims = in_threads(16, lambda i: replicas[i % 2].claim_escalation(escalation.id))
+    assert claims.count(True) == 1
+    store.release_escalation(escalation.id)  # the post failed: the asker may try again
+    assert store.claim_escalation(escalation.id)
+    store.escalation_sent(
+        escalation.id,
+        experts_channel="C0EXPERTS",
+        experts_ts="9.9",
+        permalink="https://example.slack.com/archives/C1/p11",
+    )
+    store.release_escalation(escalation.id)  # once posted, it stays sent
+    sent = store.escalation_by_id(escalation.id)
+    assert sent is not None and sent.sent and not store.claim_escalation(escalation.id)
+    assert (sent.experts_channel, sent.experts_ts) == ("C0EXPERTS", "9.9")
+
+
+def test_replies_in_either_thread_are_kept_and_one_is_marked_the_answer(
+    settings: Settings, open_store: Callable[..., Store]
+) -> None:
+    store = open_store()
+    _offer(store, "1.1")
+    _offer(store, "1.5", thread_ts="1.1")  # a second question in the same thread, not sent
+    escalation = store.escalation("C1", "1.1")
+    assert escalation is not None
+    assert store.escalation_in_thread("C1", "1.1") is None  # not sent yet: nobody was asked
+    store.claim_escalation(escalation.id)
+    store.escalation_sent(
+        escalation.id, experts_channel="C0EXPERTS", experts_ts="9.9", permalink=None
+    )
+    for channel, thread in (("C0EXPERTS", "9.9"), ("C1", "1.1")):
+        found = store.escalation_in_thread(channel, thread)
+        assert found is not None and found.id == escalation.id
+    assert store.escalation_in_thread("C0EXPERTS", "1.1") is None
+
+    first = store.record_expert_reply(
+        escalation.id,
+        channel="C0EXPERTS",
+        message_ts="9.10",
+        user_id="U0EXPERT",
+        text="Legal approved it in March. " + "x" * 10_000,
+    )
+    assert first is not None
+    again = store.record_expert_reply(
+        escalation.id, channel="C0EXPERTS", message_ts="9.10", user_id="U0EXPERT", text="dup"
+    )
+    assert again is None  # Slack delivered the same message twice
+    second = store.record_expert_reply(
+        escalation.id, channel="C1", message_ts="1.7", user_id="U0BOB", text="Ask Legal."
+    )
+    assert second is not None
+    reply = store.expert_reply(first)
+    assert reply is not None and len(reply.text) == 4000 and reply.text.startswith("Legal")
+    assert reply.user_hash == store.hash_user("U0EXPERT")
+    assert store.expert_reply_at("C1", "1.7") == store.expert_reply(second)
+    assert store.expert_reply(12345) is None and store.expert_reply_at("C1", "1.1") is None
+
+    other = store.expert_reply(second)
+    assert other is not None
+    assert store.expert_answers() == []
+    assert in_threads(8, lambda _: store.mark_answer(reply)).count("first") == 1
+    assert store.mark_answer(reply) == "same"
+    assert store.mark_answer(other) == "changed"
+    [answered] = store.expert_answers()
+    assert answered.answer == other and answered.replies == 2
+    assert answered.escalation.answered_at is not None
+    assert "U0EXPERT" not in everything_stored(settings)
+    assert "U0BOB" not in everything_stored(settings)
+
+
+def test_escalations_and_their_replies_go_with_the_retention(
+    open_store: Callable[..., Store],
+) -> None:
+    store = open_store(retention_days=30)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
+    _offer(store, "1.1", now=old)
+    _offer(store, "2.2")
+    for ts in ("1.1", "2.2"):
+        escalation = store.escalation("C1", ts)
+        assert escalation is not None
+        store.record_expert_reply(
+            escalation.id, channel="C1", message_ts=f"{ts}9", user_id="U2", text="reply"
+        )
+    reopened = open_store(retention_days=30)
+    assert reopened.escalation("C1", "1.1") is None
+    assert reopened.expert_reply_at("C1", "1.19") is None  # its reply went with it, though new
+    assert reopened.escalation("C1", "2.2") is not None
+    assert reopened.expert_reply_at("C1", "2.29") is not None
 
 
 def test_rows_older_than_the_retention_period_are_pruned_at_open(

@@ -1,14 +1,19 @@
 """Block Kit rendering: every ``Reply`` (bot/reply.py) as blocks plus a plain ``text`` fallback.
 
-Anything that did not come from ban-bot's own templates (what a user typed, and the knowledge
-text too) goes through ``escape`` so it can never become ``<!channel>``, a mention or a link.
-This module formats; it never decides what the answer is.
+Anything that did not come from ban-bot's own templates (what a user typed, what an expert
+replied, and the knowledge text too) goes through ``escape`` so it can never become
+``<!channel>``, a mention or a link. This module formats; it never decides what the answer is.
+
+Answers carry Slack's feedback element (a ``context_actions`` block) or, where a workspace
+refuses it, classic 👍/👎 buttons (``feedback_element=False``). With ``ask_experts`` (the
+question's escalation key), a decline offers "Ask the experts" at once and an answer after a 👎.
 
 Usage::
 
     message = slack_message(question_reply(engine, "when do updates stop?"))
     client.chat_postMessage(channel=channel, **message.as_kwargs())
     client.views_publish(user_id=user, view=home_view(help_reply(engine)))
+    client.chat_postMessage(channel=experts, **experts_post(escalation, ...).as_kwargs())
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ContextActionsBlock,
     ContextBlock,
     DividerBlock,
+    FeedbackButtonObject,
+    FeedbackButtonsElement,
     HeaderBlock,
     MarkdownTextObject,
     PlainTextObject,
@@ -42,10 +50,13 @@ from bot.reply import (
     DatedEvent,
     DeadlinesReply,
     HelpReply,
+    NoticeReply,
     PromptReply,
     Reply,
     logged,
 )
+from bot.store import Escalation, ExpertReply, Vote
+from bot.text import slack_to_plain
 from bot.timeline import format_partial_date
 
 __all__ = [
@@ -53,16 +64,21 @@ __all__ = [
     "COMMANDS",
     "DEADLINES",
     "HELP",
+    "FeedbackValue",
     "Message",
     "echo",
     "escape",
+    "experts_post",
     "home_view",
     "slack_message",
 ]
 
 # Action ids: the listeners in bot/slack/listeners/actions.py match on these.
-FEEDBACK_UP = "feedback_up"
+FEEDBACK = "feedback"  # Slack's feedback element: the value says which of its two was clicked
+FEEDBACK_UP = "feedback_up"  # the classic buttons, where a workspace lacks the element
 FEEDBACK_DOWN = "feedback_down"
+ASK_EXPERTS = "ask_experts"
+MARK_ANSWER = "mark_answer"
 SHARE_ANSWER = "share_answer"
 SHOW_HISTORY = "deadlines_history"
 FOLLOW_UP_PREFIX = "follow_up_"  # follow_up_0, follow_up_1 (ids must differ within a block)
@@ -76,6 +92,13 @@ _HEADER_TEXT = 150
 _ECHO_CHARS = 300  # how much of a user's question is ever quoted back
 _MAX_BLOCKS = 50
 _SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
+# Slack ids as the templates below may write them into markup: a user, a channel, a user group.
+_USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9]+$")
+# The answer kinds a person may know better: the bot found nothing, or was told it is not its
+# subject (product support). Small talk and empty questions are nothing to escalate.
+ESCALATED_DECLINES = frozenset({"decline", "out-of-scope"})
 
 
 @dataclass(frozen=True)
@@ -92,6 +115,9 @@ class Message:
     entry_ids: tuple[str, ...] = ()
     declined: bool = False
     score: float | None = None
+    # The escalation key the message offers "Ask the experts" for (now, or after a 👎).
+    escalation: str | None = None
+    feedback_element: bool = False  # does it carry Slack's feedback element?
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``chat_postMessage``, ``say``, ``respond`` and friends."""
@@ -165,36 +191,73 @@ def _source_plain(source: Source) -> str:
     return escape(text)
 
 
-def feedback_value(question: str, entry_ids: Sequence[str]) -> str:
-    """What a 👍/👎 button carries back: the question and the answering entry ids (JSON)."""
+@dataclass(frozen=True)
+class FeedbackValue:
+    """What a 👍/👎 carries back. ``vote`` is in the value on Slack's feedback element (one
+    action for both); ``escalation`` names the question for "Ask the experts" after a 👎. Like
+    any button value it comes from the client: nothing in it is trusted."""
+
+    question: str
+    entry_ids: tuple[str, ...]
+    vote: Vote | None = None
+    escalation: str | None = None
+
+
+def feedback_value(
+    question: str,
+    entry_ids: Sequence[str],
+    *,
+    vote: str | None = None,
+    escalation: str | None = None,
+) -> str:
+    """A 👍/👎 value: the question, the answering entry ids and the rest, as JSON."""
+    extra: dict[str, str] = {}
+    if vote:
+        extra["v"] = vote
+    if escalation:
+        extra["m"] = escalation[:200]
     ids, q = list(entry_ids), question[:1500]
-    value = json.dumps({"q": q, "e": ids}, ensure_ascii=False)
+    value = json.dumps({"q": q, "e": ids, **extra}, ensure_ascii=False)
     while len(value) > _BUTTON_VALUE:  # JSON escapes can lengthen the question
         q = q[:-100]
-        value = json.dumps({"q": q, "e": ids}, ensure_ascii=False)
+        value = json.dumps({"q": q, "e": ids, **extra}, ensure_ascii=False)
     return value
 
 
-def parse_feedback_value(value: str) -> tuple[str, tuple[str, ...]]:
+def parse_feedback_value(value: str) -> FeedbackValue:
     """The inverse of ``feedback_value``; tolerant of a value that is not ours."""
     try:
         data = json.loads(value)
-        return str(data.get("q", "")), tuple(str(e) for e in data.get("e", []))
+        key = data.get("m")
+        votes: dict[object, Vote] = {"up": "up", "down": "down"}
+        vote = votes.get(data.get("v"))
+        return FeedbackValue(
+            question=str(data.get("q", "")),
+            entry_ids=tuple(str(e) for e in data.get("e", [])),
+            vote=vote,
+            escalation=key if isinstance(key, str) and key else None,
+        )
     except (ValueError, AttributeError, TypeError):
-        return "", ()
+        return FeedbackValue("", ())
 
 
-def _message(reply: Reply, blocks: list[Block], text: str) -> Message:
+def _message(
+    reply: Reply, blocks: list[Block], text: str, escalation: str | None = None
+) -> Message:
     record = logged(reply)
+    rendered = _render(blocks)
+    element = any(b["type"] == "context_actions" for b in rendered)
     if record is None:
-        return Message(text=text, blocks=_render(blocks))
+        return Message(text=text, blocks=rendered, escalation=escalation)
     return Message(
         text=text,
-        blocks=_render(blocks),
+        blocks=rendered,
         question=record.question,
         entry_ids=record.entry_ids,
         declined=record.declined,
         score=record.score,
+        escalation=escalation,
+        feedback_element=element,
     )
 
 
@@ -202,7 +265,50 @@ def _examples_line(examples: Sequence[str]) -> str:
     return " / ".join(f"“{escape(q)}”" for q in examples)
 
 
-def _answer_blocks(reply: AnswerReply) -> tuple[list[Block], list[str]]:
+def escalation_offered(reply: Reply) -> bool:
+    """Could the asker send this to the experts: a decline at once, an answer after a 👎."""
+    return isinstance(reply, AnswerReply) and (
+        reply.answer.answered or reply.answer.kind in ESCALATED_DECLINES
+    )
+
+
+def _ask_experts_block(key: str) -> ActionsBlock:
+    return ActionsBlock(
+        block_id="experts", elements=[_button("🙋 Ask the experts", ASK_EXPERTS, key)]
+    )
+
+
+def _feedback_blocks(
+    answer_question: str, entry_ids: Sequence[str], escalation: str | None, element: bool
+) -> tuple[Block | None, list[ButtonElement]]:
+    """Slack's feedback element (its own block), or the classic buttons to put in a row."""
+    if element:
+        up = feedback_value(answer_question, entry_ids, vote="up", escalation=escalation)
+        down = feedback_value(answer_question, entry_ids, vote="down", escalation=escalation)
+        return ContextActionsBlock(
+            block_id="feedback_element",
+            elements=[
+                FeedbackButtonsElement(
+                    action_id=FEEDBACK,
+                    positive_button=FeedbackButtonObject(
+                        text="👍", value=up, accessibility_label="This answer helped"
+                    ),
+                    negative_button=FeedbackButtonObject(
+                        text="👎", value=down, accessibility_label="This answer did not help"
+                    ),
+                )
+            ],
+        ), []
+    value = feedback_value(answer_question, entry_ids, escalation=escalation)
+    return None, [
+        _button("👍 Helpful", FEEDBACK_UP, value),
+        _button("👎 Not helpful", FEEDBACK_DOWN, value),
+    ]
+
+
+def _answer_blocks(
+    reply: AnswerReply, escalation: str | None, feedback_element: bool
+) -> tuple[list[Block], list[str]]:
     answer = reply.answer
     blocks: list[Block] = []
     lines: list[str] = []
@@ -224,12 +330,16 @@ def _answer_blocks(reply: AnswerReply) -> tuple[list[Block], list[str]]:
         body = escape(answer.text)
     blocks.append(_mrkdwn(body))
     lines.append(body)
-    if answer.kind == "decline" or answer.kind == "out-of-scope":
+    if answer.kind in ESCALATED_DECLINES:
         hint = f"Try `{DEADLINES}` for the key dates, or `{HELP}` for what I cover."
         if answer.examples:
             hint = f"For example: {_examples_line(answer.examples)}. " + hint
+        if escalation:
+            hint += " Or ask the people who know: the button sends your question to the experts."
         blocks.append(_context(hint))
         lines.append(hint.replace("`", ""))
+        if escalation:
+            blocks.append(_ask_experts_block(escalation))
     elif answer.kind == "smalltalk" and answer.examples:
         examples = "\n".join(f"• “{escape(q)}”" for q in answer.examples)
         blocks.append(_mrkdwn("*For example*\n" + examples))
@@ -253,14 +363,15 @@ def _answer_blocks(reply: AnswerReply) -> tuple[list[Block], list[str]]:
         )
         lines.append("Related: " + " / ".join(escape(f.question) for f in follow_ups))
     if answer.answered:
-        value = feedback_value(answer.question, answer.entry_ids)
-        buttons = [
-            _button("👍 Helpful", FEEDBACK_UP, value),
-            _button("👎 Not helpful", FEEDBACK_DOWN, value),
-        ]
+        element, buttons = _feedback_blocks(
+            answer.question, answer.entry_ids, escalation, feedback_element
+        )
         if reply.share:
             buttons.append(_button("Share in channel", SHARE_ANSWER, answer.question, "primary"))
-        blocks.append(ActionsBlock(block_id="feedback", elements=buttons))
+        if buttons:
+            blocks.append(ActionsBlock(block_id="feedback", elements=buttons))
+        if element is not None:
+            blocks.append(element)
     return blocks, lines
 
 
@@ -350,10 +461,21 @@ def _help_blocks(reply: HelpReply) -> tuple[list[Block], list[str]]:
     return blocks, [text]
 
 
-def slack_message(reply: Reply) -> Message:
-    """Any reply as a Slack message: Block Kit and its plain-text fallback."""
+def slack_message(
+    reply: Reply, *, ask_experts: str | None = None, feedback_element: bool = True
+) -> Message:
+    """Any reply as a Slack message: Block Kit and its plain-text fallback.
+
+    ``ask_experts`` is the escalation key of the question (when the experts can be asked):
+    a decline gets the "Ask the experts" button, an answer's 👎 carries the key, and a 👎's
+    thanks gets the button. ``feedback_element=False`` gives classic 👍/👎 buttons instead of
+    Slack's feedback element.
+    """
+    escalation = None
+    if ask_experts and escalation_offered(reply):
+        escalation = ask_experts
     if isinstance(reply, AnswerReply):
-        blocks, lines = _answer_blocks(reply)
+        blocks, lines = _answer_blocks(reply, escalation, feedback_element)
     elif isinstance(reply, PromptReply):
         text = _prompt_text(reply)
         blocks, lines = [_mrkdwn(text)], [text.replace("`", "")]
@@ -365,7 +487,15 @@ def slack_message(reply: Reply) -> Message:
         text = escape(reply.text)
         block: Block = _context(text) if reply.kind == "feedback" else _mrkdwn(text)
         blocks, lines = [block], [text]
-    return _message(reply, blocks, "\n".join(lines))
+        if ask_experts and _thanks_for_a_down_vote(reply):
+            escalation = ask_experts
+            blocks.append(_mrkdwn("Would the experts know better? I can send them your question."))
+            blocks.append(_ask_experts_block(ask_experts))
+    return _message(reply, blocks, "\n".join(lines), escalation)
+
+
+def _thanks_for_a_down_vote(reply: NoticeReply) -> bool:
+    return reply.kind == "feedback" and reply.vote == "down"
 
 
 def home_view(reply: HelpReply) -> dict[str, Any]:
@@ -388,3 +518,124 @@ def home_view(reply: HelpReply) -> dict[str, Any]:
         _mrkdwn("*How to ask*\n" + _how_to_ask()),
     ]
     return {"type": "home", "blocks": _render(blocks)}
+
+
+# -- asking the experts ------------------------------------------------------------------------
+# Slack-only messages (the experts' channel, notices about an escalation): built here so that
+# everything a person typed is escaped in one place. Ids are written into markup only when they
+# have the shape of a Slack id.
+
+
+def _notice(text: str, *extra: Block) -> Message:
+    return Message(text=text, blocks=_render([_mrkdwn(text), *extra]))
+
+
+def _channel_ref(channel: str) -> str:
+    if channel.startswith("D") or not _CHANNEL_ID.match(channel):
+        return "in a direct message with me"
+    return f"in <#{channel}>"
+
+
+def experts_post(
+    escalation: Escalation,
+    *,
+    asker: str,
+    group: str | None,
+    permalink: str | None,
+) -> Message:
+    """The question as posted in the experts' channel: the user group mentioned, who asked and
+    where, the question quoted (escaped: no mass mention or ping survives), a link to it."""
+    ping = f"<!subteam^{group}> " if group and _GROUP_ID.match(group) else ""
+    who = f"<@{asker}>" if _USER_ID.match(asker) else "Someone"
+    what = "I could not answer" if escalation.declined else "I answered, and they found unhelpful"
+    head = f"{ping}{who} asked {_channel_ref(escalation.channel)} a question {what}:"
+    quote = "> " + echo(escalation.question, 2800)
+    notes = []
+    if permalink:
+        notes.append(_link(permalink, "Open the original message"))
+    if not escalation.declined and escalation.entry_ids:
+        notes.append(f"My answer came from `{escape(escalation.entry_ids[0])}`.")
+    notes.append(
+        "Reply in this thread (or in the original one): I keep the replies for my curators. "
+        "Mark the reply that answers it with ✅, or with the button I show its author."
+    )
+    blocks: list[Block] = [_mrkdwn(head), _mrkdwn(quote), _context("\n".join(notes))]
+    text = f"{ping}{who} asked a question {what}: “{echo(escalation.question)}”"
+    return Message(text=text, blocks=_render(blocks))
+
+
+def escalated_notice(experts_channel: str) -> Message:
+    """What the asker is told, privately, once the experts were asked."""
+    return _notice(
+        f"I've asked the experts {_channel_ref(experts_channel)}. Their replies help my "
+        "curators improve my answers, and when one of them is marked as the answer I'll post "
+        "it here."
+    )
+
+
+def already_escalated_notice() -> Message:
+    return _notice("That question was already sent to the experts: it goes to them only once.")
+
+
+def not_the_asker_notice() -> Message:
+    return _notice("Only the person who asked can send that question to the experts.")
+
+
+def escalation_unknown_notice() -> Message:
+    return _notice(
+        "I can't send that question to the experts: it is not (or no longer) in my records."
+    )
+
+
+def reply_recorded_notice(reply_id: int, retention_days: int) -> Message:
+    """What someone who replied in an escalated thread sees, privately, with the button that
+    marks their reply as the answer."""
+    button = _button("✅ Mark as the answer", MARK_ANSWER, str(reply_id), "primary")
+    return _notice(
+        f"Thanks: I've kept your reply for my curators (for {retention_days} days). If it "
+        "answers the question, mark it, or add ✅ to it.",
+        ActionsBlock(block_id="expert_reply", elements=[button]),
+    )
+
+
+def answer_marked_notice(first: bool) -> Message:
+    if not first:
+        return _notice("That reply is the marked answer now; the curators will see it.")
+    return _notice(
+        "Marked as the answer. My curators will see it in their report and can turn it into "
+        "one of my answers once they have checked it against a source."
+    )
+
+
+def asker_cannot_mark_notice() -> Message:
+    return _notice("The answer is marked by the people who answered, not by the one who asked.")
+
+
+def reply_unknown_notice() -> Message:
+    return _notice("I can't mark that as the answer: it is not (or no longer) in my records.")
+
+
+def expert_answer_message(reply: ExpertReply) -> Message:
+    """An answer the experts gave in their own thread, posted where the question was asked."""
+    quote = "> " + echo(slack_to_plain(reply.text), 2800)
+    note = (
+        "From a person, not from my sources: my curators check it before it becomes one of "
+        "my answers."
+    )
+    blocks: list[Block] = [_mrkdwn("*The experts answered your question:*"), _mrkdwn(quote)]
+    blocks.append(_context(note))
+    return Message(
+        text=f"The experts answered your question: “{echo(slack_to_plain(reply.text))}”",
+        blocks=_render(blocks),
+    )
+
+
+# Slack shows at most four suggested prompts; a prompt's title is what the button says.
+_MAX_PROMPTS = 4
+_PROMPT_TITLE = 75
+
+
+def suggested_prompts(examples: Sequence[str]) -> list[dict[str, str]]:
+    """Example questions as ``assistant.threads.setSuggestedPrompts`` takes them: plain text,
+    since Slack shows a prompt's title as it is and sends its message as the user's."""
+    return [{"title": _clip(q, _PROMPT_TITLE), "message": q} for q in list(examples)[:_MAX_PROMPTS]]

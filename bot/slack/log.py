@@ -97,3 +97,35 @@ def no_response_url(where: str) -> str:
 
 def click_without_user_or_channel(where: str) -> str:
     return f"Ignored a button click ({where}) without a user or channel id: not one Slack sends"
+
+
+def feature_off(feature: str, error: str) -> str:
+    return (
+        f"Slack refused {feature} ({error}): this workspace or app lacks it, so the classic "
+        "behaviour is used from now on"
+    )
+
+
+def feature_call_failed(feature: str, reason: str) -> str:
+    return f"Could not use {feature} this time: {reason}"
+
+
+def experts_post_failed(channel: str, error: str) -> str:
+    hint = " (invite the bot there: /invite @ban-bot)" if error == "not_in_channel" else ""
+    return f"Could not post in BAN_BOT_EXPERTS_CHANNEL {channel}: {error}{hint}"
+
+
+def escalation_refused(reason: str, user_hash: str) -> str:
+    return f"Escalation click refused ({reason}) from user {user_hash[:12]}"
+
+
+def permalink_failed(reason: str) -> str:
+    return f"Could not get the question's permalink ({reason}); asking the experts without it"
+
+
+def click_without_vote() -> str:
+    return "Ignored a feedback click whose value names no vote: not one ban-bot rendered"
+
+
+def indicator_failed(kind: str, error: str) -> str:
+    return f"Could not clear the working {kind}: {error}"

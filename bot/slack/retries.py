@@ -58,7 +58,13 @@ def retry_handlers() -> list[RetryHandler]:
 
 
 class ResponseUrlError(Exception):
-    """Slack did not accept a message sent to a ``response_url``."""
+    """Slack did not accept a message sent to a ``response_url``: ``status`` and ``body`` say
+    how (``None`` and ``""`` when there was no URL to send to)."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
 
 
 class ResponseUrl:
@@ -90,5 +96,7 @@ class ResponseUrl:
         response = client.send(**message)
         if response.status_code != 200:
             raise ResponseUrlError(
-                f"response_url answered {response.status_code}: {response.body[:200]!r}"
+                f"response_url answered {response.status_code}: {response.body[:200]!r}",
+                status=response.status_code,
+                body=str(response.body)[:200],
             )

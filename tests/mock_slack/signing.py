@@ -95,8 +95,10 @@ def action_body(
     channel: str = "C0GENERAL",
     message: dict[str, Any] | None = None,
     ephemeral: bool = False,
+    action_type: str = "button",
 ) -> str:
-    """A ``block_actions`` click as Slack POSTs it (form-encoded ``payload=``)."""
+    """A ``block_actions`` click as Slack POSTs it (form-encoded ``payload=``); ``action_type``
+    ``feedback_buttons`` for Slack's feedback element."""
     container: dict[str, Any] = {
         "type": "message",
         "message_ts": (message or {}).get("ts", "1700000000.000100"),
@@ -119,7 +121,7 @@ def action_body(
                 "block_id": "feedback",
                 "text": {"type": "plain_text", "text": "button"},
                 "value": value,
-                "type": "button",
+                "type": action_type,
                 "action_ts": str(time.time()),
             }
         ],

@@ -9,7 +9,12 @@ Usage::
         [call] = api.calls_to("chat.postMessage")
         api.fail_next("chat.postMessage", status=429, retry_after=1)
         api.delay("chat.postMessage", 2.0)       # a slow Slack: answer each call after 2 s
+        api.refuse("assistant.threads.setStatus", "not_allowed")  # a workspace without it
+        api.reject_blocks("context_actions")     # a workspace without that Block Kit block
         api.on_call = lambda call: ...           # see each call as it arrives (load runs)
+
+Messages are checked as Slack checks them: a section or context text over 3,000 characters,
+more than 50 blocks, or a block type refused by ``reject_blocks`` gets ``invalid_blocks``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ BOT_USER_ID = "UBANBOT01"
 BOT_ID = "BBANBOT01"
 TEAM_ID = "T0001"
 RESPONSE_URL_PREFIX = "/response/"  # response_url webhooks land here
+PERMALINK_BASE = "https://example.slack.com/archives/"
+# Slack's limits on a message's blocks.
+MAX_BLOCKS = 50
+MAX_BLOCK_TEXT = 3000
+_MESSAGE_APIS = ("chat.postMessage", "chat.postEphemeral", "chat.update")
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class Call:
     body: dict[str, Any]
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)  # when it arrived
+    response: dict[str, Any] = field(default_factory=dict)  # what the stand-in answered
 
     @property
     def api(self) -> str:
@@ -95,6 +106,8 @@ class MockWebApi:
     on_call: Callable[[Call], None] | None = None
     _faults: dict[str, _Fault] = field(default_factory=dict)
     _delays: dict[str, float] = field(default_factory=dict)
+    _refusals: dict[str, str] = field(default_factory=dict)
+    _rejected_blocks: set[str] = field(default_factory=set)
     _lock: threading.Condition = field(default_factory=threading.Condition)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -141,11 +154,25 @@ class MockWebApi:
         with self._lock:
             self._delays[api] = seconds
 
+    def refuse(self, api: str, error: str) -> None:
+        """Answer every later call to ``api`` with ``{"ok": false, "error": error}``, as a
+        workspace without that feature (or an app without its scope) does."""
+        with self._lock:
+            self._refusals[api] = error
+
+    def reject_blocks(self, block_type: str) -> None:
+        """Refuse messages holding a block of ``block_type`` (``invalid_blocks``; a 400 from a
+        ``response_url``), as a workspace whose Slack does not know it does."""
+        with self._lock:
+            self._rejected_blocks.add(block_type)
+
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
             self._faults.clear()
             self._delays.clear()
+            self._refusals.clear()
+            self._rejected_blocks.clear()
 
     # -- assertions
     def calls_to(self, api: str) -> list[Call]:
@@ -172,6 +199,13 @@ class MockWebApi:
                     seen = [c.api for c in self.calls]
                     raise AssertionError(f"expected {count} call(s) to {api}; got {seen}")
                 self._lock.wait(left)
+
+    def answered(self, call: Call, timeout: float = 5.0) -> dict[str, Any]:
+        """What the stand-in answered ``call`` (a posted message's ``ts``), once it has."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: bool(call.response), timeout):
+                raise AssertionError(f"{call.api} was never answered")
+            return dict(call.response)
 
     def settle(self, quiet: float = 0.3, timeout: float = 5.0) -> list[Call]:
         """Wait until no call arrived for ``quiet`` seconds (to assert that nothing more came)."""
@@ -202,8 +236,40 @@ class MockWebApi:
             time.sleep(delay)
         return fault
 
+    def invalid_blocks(self, call: Call) -> bool:
+        """Would Slack refuse this message's blocks?"""
+        try:
+            blocks = call.blocks
+        except ValueError:
+            return True
+        if len(blocks) > MAX_BLOCKS:
+            return True
+        with self._lock:
+            rejected = set(self._rejected_blocks)
+        for block in blocks:
+            if not isinstance(block, dict) or block.get("type") in rejected:
+                return True
+            texts = [block.get("text"), *(block.get("elements") or [])]
+            for text in texts:
+                if isinstance(text, dict) and len(str(text.get("text", ""))) > MAX_BLOCK_TEXT:
+                    return True
+        return False
+
     def _answer(self, call: Call) -> dict[str, Any]:
         api, body = call.api, call.body
+        with self._lock:
+            refusal = self._refusals.get(api)
+        if refusal is not None:
+            return {"ok": False, "error": refusal}
+        if api in _MESSAGE_APIS and self.invalid_blocks(call):
+            return {"ok": False, "error": "invalid_blocks"}
+        if api == "chat.getPermalink":
+            channel, ts = str(body.get("channel")), str(body.get("message_ts"))
+            return {
+                "ok": True,
+                "channel": channel,
+                "permalink": f"{PERMALINK_BASE}{channel}/p{ts.replace('.', '')}",
+            }
         if api == "auth.test":
             return {
                 "ok": True,
@@ -258,6 +324,9 @@ def _handler_for(api: MockWebApi) -> type[BaseHTTPRequestHandler]:
                 self._send(fault.status, {"ok": False, "error": error}, headers)
                 return
             if call.path.startswith(RESPONSE_URL_PREFIX):
+                if api.invalid_blocks(call):
+                    self._send(400, None, body=b"invalid_blocks")
+                    return
                 self._send(200, None)  # webhooks answer a bare "ok"
                 return
             auth = call.headers.get("authorization", "")
@@ -267,14 +336,22 @@ def _handler_for(api: MockWebApi) -> type[BaseHTTPRequestHandler]:
             if "revoked" in auth:  # a token Slack no longer accepts
                 self._send(200, {"ok": False, "error": "invalid_auth"})
                 return
-            self._send(200, api._answer(call))
+            answer = api._answer(call)
+            with api._lock:
+                call.response.update(answer)
+                api._lock.notify_all()
+            self._send(200, answer)
 
         do_GET = do_POST
 
         def _send(
-            self, status: int, payload: dict[str, Any] | None, headers: dict[str, str] | None = None
+            self,
+            status: int,
+            payload: dict[str, Any] | None,
+            headers: dict[str, str] | None = None,
+            body: bytes = b"ok",
         ) -> None:
-            data = b"ok" if payload is None else json.dumps(payload).encode()
+            data = body if payload is None else json.dumps(payload).encode()
             self.send_response(status)
             kind = "text/plain" if payload is None else "application/json; charset=utf-8"
             self.send_header("Content-Type", kind)

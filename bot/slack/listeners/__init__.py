@@ -1,4 +1,4 @@
-"""Listeners by kind (``events``, ``commands``, ``actions``, ``home``): plain functions of the
+"""Listeners by kind (``events``, ``commands``, ``actions``, ``home``, ``experts``): plain functions of the
 ``Services`` and what bolt passes, each module with a ``register(app, services)`` that binds
 them.
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.slack.listeners import actions, commands, events, home
+from bot.slack.listeners import actions, commands, events, experts, home
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -24,3 +24,4 @@ def register(app: App, services: Services) -> None:
     commands.register(app, services)
     actions.register(app, services)
     home.register(app, services)
+    experts.register(app, services)

@@ -1,4 +1,6 @@
-"""Buttons: 👍/👎 feedback (stored, thanked), "Share in channel" and the follow-up suggestions.
+"""Buttons: 👍/👎 feedback (Slack's feedback element, or the classic buttons; stored, thanked),
+"Share in channel", the follow-up suggestions, the full history, and the experts' two buttons
+("Ask the experts", "Mark as the answer": ``listeners/experts.py``).
 
 Every click goes through one listener, ``on_click``: it acknowledges at once and admits the
 button's work to an answering thread. The work is a plain function of one ``Click``.
@@ -14,7 +16,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from slack_bolt import Ack, Respond
@@ -23,21 +24,28 @@ from bot import metrics
 from bot.handlers import ask_reply, converse, deadlines_reply, feedback_notice, shared_reply
 from bot.slack import log
 from bot.slack.blocks import (
+    ASK_EXPERTS,
+    FEEDBACK,
     FEEDBACK_DOWN,
     FEEDBACK_UP,
     FOLLOW_UP_PATTERN,
+    MARK_ANSWER,
     SHARE_ANSWER,
     SHOW_HISTORY,
     Message,
     parse_feedback_value,
     slack_message,
 )
+from bot.slack.listeners import experts
 from bot.slack.listeners.common import (
+    Click,
     admit,
     apologize,
     bind,
     conversation_key,
+    id_of,
     record_question,
+    send_answer,
     timed,
 )
 from bot.slack.retries import ResponseUrl
@@ -48,67 +56,40 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
 
-@dataclass(frozen=True)
-class Click:
-    """One button click, as the work behind it sees it on an answering thread."""
-
-    services: Services
-    body: dict[str, Any]
-    client: WebClient
-    respond: ResponseUrl  # bolt's respond would not notice a failed reply
-    logger: logging.Logger
-
-    @property
-    def value(self) -> str:
-        """The clicked button's value."""
-        value = (self.body.get("actions") or [{}])[0].get("value")
-        return value if isinstance(value, str) else ""
-
-    @property
-    def user_id(self) -> str | None:
-        return _id_of(self.body, "user")
-
-    @property
-    def private(self) -> bool:
-        """Was the button on a message only this user sees (a /ban-ask answer)?"""
-        container = self.body.get("container") or {}
-        return bool(container.get("is_ephemeral")) or not self.body.get("message")
-
-    def reply_privately(self, message: Message) -> None:
-        """A reply only the clicking user sees: in the thread of a channel message, or through
-        ``response_url`` for a message that is itself private."""
-        if self.private:
-            self.respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
-            return
-        self.client.chat_postEphemeral(
-            channel=self.body["channel"]["id"],
-            user=self.body["user"]["id"],
-            thread_ts=(self.body.get("message") or {}).get("thread_ts"),
-            **message.as_kwargs(),
-        )
-
-
 Work = Callable[[Click], None]
 
 
+def feedback(click: Click) -> None:
+    """Slack's feedback element: one action for 👍 and 👎, the value says which."""
+    vote = parse_feedback_value(click.value).vote
+    if vote is None:
+        click.logger.warning(log.click_without_vote())
+        return
+    _vote(click, vote)
+
+
 def feedback_up(click: Click) -> None:
-    """👍: stored and thanked."""
+    """👍 (classic button): stored and thanked."""
     _vote(click, "up")
 
 
 def feedback_down(click: Click) -> None:
-    """👎: stored (the curation report reads it) and thanked."""
+    """👎 (classic button): stored (the curation report reads it) and thanked; its asker is
+    offered to ask the experts."""
     _vote(click, "down")
 
 
 def _vote(click: Click, vote: Literal["up", "down"]) -> None:
     try:
-        question, entry_ids = parse_feedback_value(click.value)
+        value = parse_feedback_value(click.value)
+        user = click.body["user"]["id"]
         click.services.store.record_feedback(
-            user_id=click.body["user"]["id"], question=question, entry_ids=entry_ids, vote=vote
+            user_id=user, question=value.question, entry_ids=value.entry_ids, vote=vote
         )
         metrics.count_feedback(vote)
-        click.reply_privately(slack_message(feedback_notice(vote)))
+        offer = experts.offer_after_down_vote(click.services, value.escalation, user)
+        notice = feedback_notice(vote)
+        click.reply_privately(slack_message(notice, ask_experts=offer if vote == "down" else None))
     except Exception:
         apologize(f"feedback {vote}", click.logger, click.reply_privately)
 
@@ -118,9 +99,14 @@ def share(click: Click) -> None:
     private one."""
     try:
         engine, user = click.services.engine, click.body["user"]["id"]
-        message = slack_message(shared_reply(engine, click.value, user))
-        # response_url works in any channel the command was used in, member or not.
-        click.respond(response_type="in_channel", replace_original=False, **message.as_kwargs())
+
+        def post(message: Message) -> None:
+            # response_url works in any channel the command was used in, member or not.
+            click.respond(response_type="in_channel", replace_original=False, **message.as_kwargs())
+
+        send_answer(
+            click.services, post, shared_reply(engine, click.value, user), logger=click.logger
+        )
         click.respond(delete_original=True)
     except Exception:
         apologize("share", click.logger, click.reply_privately)
@@ -132,29 +118,37 @@ def follow_up(click: Click) -> None:
     services, question = click.services, click.value
     try:
         if click.private:
-            message, seconds = timed(lambda: slack_message(ask_reply(services.engine, question)))
-            click.respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+            reply, seconds = timed(lambda: ask_reply(services.engine, question))
+
+            def answer_privately(message: Message) -> None:
+                click.respond(
+                    response_type="ephemeral", replace_original=False, **message.as_kwargs()
+                )
+
+            message = send_answer(services, answer_privately, reply, logger=click.logger)
         else:
             channel = click.body["channel"]["id"]
             original = click.body["message"]
             thread_ts = original.get("thread_ts") or original["ts"]
             key = conversation_key(channel, thread_ts)
-            message, seconds = timed(
-                lambda: slack_message(
-                    converse(
-                        services.engine,
-                        services.store,
-                        key,
-                        question,
-                        now=services.engine.clock(),
-                        user_id=click.user_id,
-                    )
+            reply, seconds = timed(
+                lambda: converse(
+                    services.engine,
+                    services.store,
+                    key,
+                    question,
+                    now=services.engine.clock(),
+                    user_id=click.user_id,
                 )
             )
+
+            def post(message: Message) -> None:
+                click.client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, **message.as_kwargs()
+                )
+
             services.store.mark_bot_thread(channel, thread_ts)  # before posting, as events do
-            click.client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, **message.as_kwargs()
-            )
+            message = send_answer(services, post, reply, logger=click.logger)
         record_question(services, "slack:follow-up-button", message, click.user_id, seconds)
     except Exception:
         apologize("follow-up", click.logger, click.reply_privately)
@@ -176,11 +170,14 @@ def show_history(click: Click) -> None:
 # Each button's action id, its work, and whether a click counts against the per-user rate limit
 # (a vote is not a question: never).
 BUTTONS: tuple[tuple[str | re.Pattern[str], Work, bool], ...] = (
+    (FEEDBACK, feedback, False),
     (FEEDBACK_UP, feedback_up, False),
     (FEEDBACK_DOWN, feedback_down, False),
     (SHARE_ANSWER, share, True),
     (FOLLOW_UP_PATTERN, follow_up, True),
     (SHOW_HISTORY, show_history, False),
+    (ASK_EXPERTS, experts.ask_experts, False),
+    (MARK_ANSWER, experts.mark_answer, False),
 )
 
 
@@ -209,7 +206,7 @@ def on_click(
     # Slack's clicks always name the user, and the channel of a message in one; a body
     # without them (fuzzing found such) cannot be answered, stored or apologised to.
     click = Click(services, body, client, ResponseUrl(respond), logger)
-    if not click.user_id or (not click.private and not _id_of(body, "channel")):
+    if not click.user_id or (not click.private and not id_of(body, "channel")):
         logger.warning(log.click_without_user_or_channel(where))
         return
     if click.private and not click.respond.usable:
@@ -224,10 +221,3 @@ def on_click(
         notify=click.reply_privately,
         rate_limited=rate_limited,
     )
-
-
-def _id_of(body: dict[str, Any], key: str) -> str | None:
-    """``body[key]["id"]`` when it is a non-empty string (user, channel), else ``None``."""
-    part = body.get(key)
-    value = part.get("id") if isinstance(part, dict) else None
-    return value if isinstance(value, str) and value else None

@@ -19,7 +19,14 @@ from slack_bolt import Ack, Respond
 from bot.handlers import ask_reply, deadlines_reply, help_reply
 from bot.slack import log
 from bot.slack.blocks import ASK, DEADLINES, HELP, Message, slack_message
-from bot.slack.listeners.common import admit, apologize, bind, record_question, timed
+from bot.slack.listeners.common import (
+    admit,
+    apologize,
+    bind,
+    record_question,
+    send_answer,
+    timed,
+)
 from bot.slack.retries import ResponseUrl
 from bot.slack.services import Services
 
@@ -54,8 +61,9 @@ def ask(
     def answer() -> None:
         try:
             text = command.get("text", "")
-            message, seconds = timed(lambda: slack_message(ask_reply(services.engine, text)))
-            reply(message)
+            answer, seconds = timed(lambda: ask_reply(services.engine, text))
+            # Private and of no message: nothing to link for the experts, so no button.
+            message = send_answer(services, reply, answer, logger=logger)
             record_question(services, "slack:/ban-ask", message, user_id, seconds)
         except Exception:
             apologize(ASK, logger, reply)

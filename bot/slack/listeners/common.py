@@ -1,12 +1,14 @@
 """What every kind of listener shares: admission to the answering threads (with the rate limit
-and the "try again" notice), the apology on failure, the 👀 reaction, the question log.
+and the "try again" notice), the apology on failure, the "looking that up" status or the 👀
+reaction, sending an answer with Slack's feedback element (or the classic buttons), the
+question log.
 
 Usage::
 
     def job() -> None:
-        with working_reaction(client, channel, ts, after=1.0, logger=logger):
-            message, seconds = timed(lambda: slack_message(question_reply(engine, text)))
-            say(**message.as_kwargs())
+        with working_indicator(services, client, channel, ts, thread_ts, logger=logger):
+            reply, seconds = timed(lambda: question_reply(engine, text))
+            message = send_answer(services, say_message, reply, logger=logger)
         record_question(services, "slack:dm", message, user_id, seconds)
 
     admit(services, job, where="dm", logger=logger, user_id=user_id, notify=say_message)
@@ -20,21 +22,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
 from bot.handlers import busy_notice, error_notice, new_error_id, rate_limited_notice
 from bot.ratelimit import Verdict
+from bot.reply import Reply
 from bot.slack import log
 from bot.slack.blocks import Message, slack_message
+from bot.slack.features import FEEDBACK_ELEMENT, STATUS, OptionalFeatures
+from bot.slack.retries import ResponseUrl
 from bot.slack.services import Services
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
+T = TypeVar("T")
 WORKING_REACTION = "eyes"
+WORKING_STATUS = "is looking that up…"
 
 
 def conversation_key(channel: str, thread_ts: str | None) -> str:
@@ -143,33 +151,82 @@ def apologize(
 
 
 @contextmanager
-def working_reaction(
-    client: WebClient, channel: str, ts: str, *, after: float, logger: logging.Logger
+def working_indicator(
+    client: WebClient,
+    channel: str,
+    ts: str,
+    *,
+    after: float,
+    logger: logging.Logger,
+    thread_ts: str | None = None,
+    features: OptionalFeatures | None = None,
 ) -> Iterator[None]:
-    """Add 👀 to the message if the work inside takes longer than ``after`` seconds; remove it
-    when done. A reaction that cannot be added or removed is logged, never fatal."""
-    added = threading.Event()
+    """If the work inside takes longer than ``after`` seconds, show that the bot is on it: in a
+    thread (``thread_ts``), Slack's loading status "is looking that up…" where the workspace
+    has it (``features``), else 👀 on the message ``ts``. Cleared when done. Slack refusing or
+    being unreachable is logged, never fatal: it is cosmetic."""
+    shown: list[str] = []
 
-    def add() -> None:
+    def show() -> None:
+        if thread_ts and features is not None and features.available(STATUS):
+            try:
+                client.assistant_threads_setStatus(
+                    channel_id=channel, thread_ts=thread_ts, status=WORKING_STATUS
+                )
+                shown.append("status")
+                return
+            except Exception as e:
+                features.refused(STATUS, e, logger)  # logged; the reaction stands in
         try:
             client.reactions_add(channel=channel, timestamp=ts, name=WORKING_REACTION)
-            added.set()
-        except Exception as e:  # cosmetic: Slack refusing or unreachable must not kill a thread
+            shown.append("reaction")
+        except Exception as e:
             logger.warning(log.reaction_failed(WORKING_REACTION, _reason(e)))
 
-    timer = threading.Timer(after, add)
+    timer = threading.Timer(after, show)
     timer.daemon = True
     timer.start()
     try:
         yield
     finally:
         timer.cancel()
-        timer.join()  # if the reaction is being added right now, remove it only afterwards
-        if added.is_set():
-            try:
+        timer.join()  # if the indicator is being shown right now, clear it only afterwards
+        try:
+            if "status" in shown and thread_ts:
+                # A reply in the thread clears it too; nothing was posted after a quiet decline.
+                client.assistant_threads_setStatus(
+                    channel_id=channel, thread_ts=thread_ts, status=""
+                )
+            elif "reaction" in shown:
                 client.reactions_remove(channel=channel, timestamp=ts, name=WORKING_REACTION)
-            except Exception as e:
-                logger.warning(log.reaction_failed(WORKING_REACTION, _reason(e)))
+        except Exception as e:
+            logger.warning(log.indicator_failed(shown[0], _reason(e)))
+
+
+def send_answer(
+    services: Services,
+    send: Callable[[Message], Any],
+    reply: Reply,
+    *,
+    logger: logging.Logger,
+    ask_experts: str | None = None,
+) -> Message:
+    """Render ``reply`` with Slack's feedback element and send it; where the workspace refuses
+    the element (``invalid_blocks``) send it again with the classic 👍/👎 buttons, and keep to
+    those from then on. Returns the message sent."""
+    features = services.features
+    message = slack_message(
+        reply, ask_experts=ask_experts, feedback_element=features.available(FEEDBACK_ELEMENT)
+    )
+    try:
+        send(message)
+        return message
+    except Exception as e:
+        if not message.feedback_element or not features.refused(FEEDBACK_ELEMENT, e, logger):
+            raise
+    message = slack_message(reply, ask_experts=ask_experts, feedback_element=False)
+    send(message)
+    return message
 
 
 def _reason(error: Exception) -> str:
@@ -179,11 +236,11 @@ def _reason(error: Exception) -> str:
     return type(error).__name__
 
 
-def timed(build: Callable[[], Message]) -> tuple[Message, float]:
+def timed(build: Callable[[], T]) -> tuple[T, float]:
     """Build a reply and measure how long it took (the answer latency metric)."""
     started = time.perf_counter()
-    message = build()
-    return message, time.perf_counter() - started
+    result = build()
+    return result, time.perf_counter() - started
 
 
 def record_question(
@@ -202,3 +259,50 @@ def record_question(
         score=message.score,
         user_id=user_id,
     )
+
+
+@dataclass(frozen=True)
+class Click:
+    """One button click, as the work behind it sees it on an answering thread."""
+
+    services: Services
+    body: dict[str, Any]
+    client: WebClient
+    respond: ResponseUrl  # bolt's respond would not notice a failed reply
+    logger: logging.Logger
+
+    @property
+    def value(self) -> str:
+        """The clicked button's value."""
+        value = (self.body.get("actions") or [{}])[0].get("value")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def user_id(self) -> str | None:
+        return id_of(self.body, "user")
+
+    @property
+    def private(self) -> bool:
+        """Was the button on a message only this user sees (a /ban-ask answer)?"""
+        container = self.body.get("container") or {}
+        return bool(container.get("is_ephemeral")) or not self.body.get("message")
+
+    def reply_privately(self, message: Message) -> None:
+        """A reply only the clicking user sees: in the thread of a channel message, or through
+        ``response_url`` for a message that is itself private."""
+        if self.private:
+            self.respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+            return
+        self.client.chat_postEphemeral(
+            channel=self.body["channel"]["id"],
+            user=self.body["user"]["id"],
+            thread_ts=(self.body.get("message") or {}).get("thread_ts"),
+            **message.as_kwargs(),
+        )
+
+
+def id_of(body: dict[str, Any], key: str) -> str | None:
+    """``body[key]["id"]`` when it is a non-empty string (user, channel), else ``None``."""
+    part = body.get(key)
+    value = part.get("id") if isinstance(part, dict) else None
+    return value if isinstance(value, str) and value else None

@@ -1,6 +1,8 @@
-"""Events: @mentions (answered in the thread), DMs, follow-ups in the bot's threads; and the
-global middleware that makes sure no event is answered twice. Each listener is a plain function
-of the ``Services`` and what bolt passes; ``register`` binds them.
+"""Events: @mentions (answered in the thread), DMs, follow-ups in the bot's threads, every
+top-level message of a help channel (``BAN_BOT_HELP_CHANNELS``), replies in escalated threads
+(kept for the curators: ``listeners/experts.py``); and the global middleware that makes sure no
+event is answered twice. Each listener is a plain function of the ``Services`` and what bolt
+passes; ``register`` binds them.
 
 Usage::
 
@@ -20,14 +22,16 @@ from slack_bolt import BoltContext, BoltRequest, BoltResponse
 from bot.handlers import converse
 from bot.slack import log
 from bot.slack.blocks import Message, slack_message
+from bot.slack.listeners import experts
 from bot.slack.listeners.common import (
     admit,
     apologize,
     bind,
     conversation_key,
     record_question,
+    send_answer,
     timed,
-    working_reaction,
+    working_indicator,
 )
 from bot.slack.services import Services
 
@@ -100,8 +104,10 @@ def on_message(
     context: BoltContext,
     logger: logging.Logger,
 ) -> None:
-    """A DM (answered in the DM), or a reply in a thread the bot answered in (answered there,
-    without a mention; silence rather than a decline)."""
+    """A DM (answered in the DM); a reply in an escalated thread by someone other than the
+    asker (kept for the curators); a reply in a thread the bot answered in (answered there,
+    without a mention; silence rather than a decline); a top-level message in a help channel
+    (answered in its thread when the bot is confident, else silence)."""
     if _not_a_person(event):
         return
     channel, thread_ts = event.get("channel", ""), event.get("thread_ts")
@@ -109,16 +115,38 @@ def on_message(
         answer_in(services, client, body, thread_ts=thread_ts, surface="dm", logger=logger)
         return
     mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}" in event.get("text", "")
-    # A mention is app_mention's to answer; other thread replies only where the bot answered.
-    if thread_ts and not mentioned and services.store.is_bot_thread(channel, thread_ts):
-        # People also talk to each other in the thread ("thanks!"): without a mention, a
-        # question the bot cannot answer gets silence rather than a decline.
+    if mentioned:
+        return  # app_mention's to answer
+    if thread_ts:
+        bot_thread = services.store.is_bot_thread(channel, thread_ts)
+        # An escalated thread is one the bot answered in, or the thread of its post in the
+        # experts' channel: only those are looked up.
+        if (bot_thread or channel == services.settings.experts_channel) and experts.capture_reply(
+            services, client, event, logger=logger
+        ):
+            return
+        if bot_thread:
+            # People also talk to each other in the thread ("thanks!"): without a mention, a
+            # question the bot cannot answer gets silence rather than a decline.
+            answer_in(
+                services,
+                client,
+                body,
+                thread_ts=thread_ts,
+                surface="follow-up",
+                logger=logger,
+                quiet_decline=True,
+            )
+        return
+    if channel in services.settings.help_channels:
+        # Every message there is a question, but people mostly help each other: the bot speaks
+        # only when it has an answer, in the message's thread.
         answer_in(
             services,
             client,
             body,
-            thread_ts=thread_ts,
-            surface="follow-up",
+            thread_ts=event["ts"],
+            surface="help-channel",
             logger=logger,
             quiet_decline=True,
         )
@@ -184,28 +212,44 @@ def answer_in(
     gap = None
     if surface == "dm" and not thread_ts:
         gap = dt.timedelta(minutes=services.settings.dm_context_minutes)
-
-    def reply() -> Message:
-        now = services.engine.clock()
-        text = event.get("text", "")
-        return slack_message(
-            converse(services.engine, services.store, key, text, now=now, gap=gap, user_id=user)
-        )
+    # The question's own message names it, should its asker want to ask the experts.
+    escalation_key = f"{channel}:{ts}" if services.experts and user else None
 
     def job() -> None:
         try:
-            with working_reaction(
-                client, channel, ts, after=services.settings.working_reaction_after, logger=logger
+            with working_indicator(
+                client,
+                channel,
+                ts,
+                after=services.settings.working_reaction_after,
+                logger=logger,
+                thread_ts=thread_ts,
+                features=services.features,
             ):
-                message, seconds = timed(reply)
-                if quiet_decline and (message.declined or message.question is None):
-                    record_question(services, f"slack:{surface}", message, user, seconds)
-                    return
-                if thread_ts and surface != "dm":
-                    # Before posting: a reply sent the moment the answer shows must find the
-                    # thread the bot's. (Should the post fail, the apology goes there instead.)
-                    services.store.mark_bot_thread(channel, thread_ts)
-                post(message)
+                now = services.engine.clock()
+                text = event.get("text", "")
+                reply, seconds = timed(
+                    lambda: converse(
+                        services.engine, services.store, key, text, now=now, gap=gap, user_id=user
+                    )
+                )
+
+                def send(message: Message) -> None:
+                    # Both before the post: a click, or a reply in the thread, may come at once.
+                    if message.escalation and user:
+                        experts.offer(services, message, channel, ts, thread_ts, user)
+                    if thread_ts and surface != "dm":
+                        services.store.mark_bot_thread(channel, thread_ts)
+                    post(message)
+
+                if quiet_decline:
+                    unsent = slack_message(reply)
+                    if unsent.declined or unsent.question is None:
+                        record_question(services, f"slack:{surface}", unsent, user, seconds)
+                        return
+                message = send_answer(
+                    services, send, reply, logger=logger, ask_experts=escalation_key
+                )
             record_question(services, f"slack:{surface}", message, user, seconds)
         except Exception:
             apologize(surface, logger, post, event_id=event_id)

@@ -172,11 +172,31 @@ def test_one_event_delivered_to_two_replicas_is_answered_once(
     assert [c.api for c in api.settle(quiet=0.5)].count("chat.postMessage") == 2
     assert other.mentions_answered() == 0.0 and answerer.mentions_answered() == 1.0
 
+    # A bare "why?" back at the first replica: alone it would be declined (and so, in a thread,
+    # left unanswered); it is answered because the thread's turns, the last one recorded by the
+    # other replica, are in the shared store.
+    why = event_body(
+        {
+            "type": "message",
+            "user": USER,
+            "text": "why?",
+            "ts": "1710000123.000003",
+            "thread_ts": ts,
+            "channel": "C0GENERAL",
+            "channel_type": "channel",
+            "event_ts": "1710000123.000003",
+        }
+    )
+    assert answerer.post(why).status == 200
+    posts = api.wait_for("chat.postMessage", 3)
+    assert posts[2].body["thread_ts"] == ts and "I don't know" not in posts[2].text
+
     # One question log for both replicas, with one salt: the same user hashes the same.
     store = Store.open(Settings(database_url=database_url), prune_every=None)
     try:
         logged = store.questions()
-        assert [q.surface for q in logged] == ["slack:mention", "slack:follow-up"]
+        surfaces = ["slack:mention", "slack:follow-up", "slack:follow-up"]
+        assert [q.surface for q in logged] == surfaces
         assert len({q.user_hash for q in logged}) == 1 and logged[0].user_hash != USER
     finally:
         store.close()

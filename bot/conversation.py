@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -26,23 +27,35 @@ if TYPE_CHECKING:
 
 # The reading in context must beat the standalone one by this much to win (ties: standalone).
 CONTEXT_MARGIN = 0.02
+# ... plus this share of how far the standalone answer clears the decline threshold: the more
+# confident the question is on its own, the clearer the contextual reading must win.
+MARGIN_SLOPE = 0.1
 # A standalone answer this confident stands on its own, whatever the conversation was about.
 STANDS_ALONE = 1.0
 # The share of the dense similarity that comes from the topic rather than the follow-up itself.
-TOPIC_WEIGHT = 0.5
+TOPIC_WEIGHT = 0.6
 # What a follow-up asks for ("why?", "what day was that?", "how many?") weighs for the entries
 # that answer that kind of question (by their share of it, see Searcher.asked_for) and against
 # those that do not answer it at all.
 KIND_BONUS = 0.2
 KIND_MISS = 0.2
 # The entries the topic's entry names as related are a little more likely to be what comes next.
-RELATED_BONUS = 0.05
+RELATED_BONUS = 0.0
 # A follow-up must itself be about something the knowledge set covers: its own best dense
 # similarity to a factual entry must reach this ("lol" after an answer is not a follow-up).
-FOLLOW_UP_FLOOR = 0.25
+FOLLOW_UP_FLOOR = 0.2
+# A question that points back at nothing ("that", "it", "they", "and ...?", "what about ...")
+# and names this many subjects the knowledge set knows stands alone, when it has an answer.
+SELF_CONTAINED_TERMS = 3
+_REFERS_BACK = re.compile(
+    r"\b(it|its|that|this|those|these|they|them|their|he|him|his|she|her|there|then|same|also|"
+    r"too|else|either)\b|^\W*(and|but|so|or|what about|how about|why|when|how come)\b",
+    re.IGNORECASE,
+)
 # Only this much of the previous question is used (it is user text, and only its topic counts).
 MAX_TOPIC_CHARS = 300
-# Tuned together on the tune half of tests/eval/conversations.yaml (see README, "Follow-ups").
+# Tuned together on the tune half of tests/eval/conversations.yaml and on the development set
+# tests/eval/dev/conversations_dev.yaml (see README, "Follow-ups").
 
 
 def read_in_context(
@@ -66,6 +79,13 @@ def read_in_context(
     if standalone.kind != "decline" and standalone.score >= STANDS_ALONE:
         return standalone
     searcher = state.searcher
+    if (
+        SELF_CONTAINED_TERMS
+        and standalone.kind != "decline"
+        and not _REFERS_BACK.search(question)
+        and len(searcher.lexical.query_terms(question)[0]) >= SELF_CONTAINED_TERMS
+    ):
+        return standalone  # names its own subject and points at nothing before it
     entry = state.index.knowledge.by_id.get(topic.entry_ids[0])
     if entry is None:  # the entry is gone since (a new index): no topic to follow
         return standalone
@@ -89,6 +109,7 @@ def read_in_context(
         topic_vector=state.encoder.encode([about])[0],
         topic_weight=TOPIC_WEIGHT,
     )
-    if contextual.answered and contextual.score > standalone.score + CONTEXT_MARGIN:
+    margin = CONTEXT_MARGIN + MARGIN_SLOPE * max(0.0, standalone.score - engine.min_score)
+    if contextual.answered and contextual.score > standalone.score + margin:
         return replace(contextual, in_context=True)
     return standalone

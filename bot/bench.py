@@ -113,11 +113,16 @@ def _serving_worker(index_dir: str, questions_file: str) -> None:
     # Each question with the one before it as the conversation so far: the cost of context
     # for questions that stand alone (most do).
     previous = [engine.answer(q).turn for q in ["warm-up question", *questions[:-1]]]
+    clear_cache = getattr(engine.encoder, "cache_clear", None)
+    if clear_cache is not None:  # those answers filled the encoder's cache: no help from it
+        clear_cache()
     with_context = _timed(
         lambda i: engine.answer(questions[i], [previous[i]]), list(range(len(questions)))
     )
     # Follow-ups that need the context: read twice, alone and with the topic.
     topics = [engine.answer(topic).turn for topic, _ in follow_ups]
+    if clear_cache is not None:
+        clear_cache()
     follow = _timed(
         lambda i: engine.answer(follow_ups[i][1], [topics[i]]), list(range(len(follow_ups)))
     )

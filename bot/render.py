@@ -22,6 +22,7 @@ from bot.reply import (
     HelpReply,
     PromptReply,
     Reply,
+    cited_parts,
 )
 from bot.timeline import format_partial_date
 
@@ -50,17 +51,10 @@ def _answer(reply: AnswerReply, commands: dict[str, str]) -> list[str]:
     lines: list[str] = []
     if reply.shared_by:
         lines.append(f"Shared answer to: “{answer.question}”")
+    (first, cite), *points = cited_parts(answer)
+    lines.append(first + cite)
+    lines += [f"  • {text}{cite}" for text, cite in points]
     numbered = answer.kind == "overview"
-    number = {s: i for i, s in enumerate(answer.sources, 1)}
-
-    def cite(sources: Sequence[Source]) -> str:
-        return " " + "".join(f"[{number[s]}]" for s in sources) if numbered and sources else ""
-
-    if answer.parts:
-        lines.append(answer.parts[0].text + cite(answer.parts[0].sources))
-        lines += [f"  • {p.text}{cite(p.sources)}" for p in answer.parts[1:]]
-    else:
-        lines.append(answer.text)
     if answer.kind in ("decline", "out-of-scope"):
         if answer.examples:
             lines.append("For example: " + " / ".join(f"“{q}”" for q in answer.examples))

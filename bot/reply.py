@@ -49,6 +49,20 @@ class AnswerReply:
         return self.answer.question
 
 
+def cited_parts(answer: Answer) -> list[tuple[str, str]]:
+    """An answer's pieces as (text, citation): an overview cites each piece's sources by their
+    number in ``answer.sources`` (" [1][2]"); a single entry's answer needs no numbers. An
+    answer without parts (declines, small talk) is its text alone."""
+    if not answer.parts:
+        return [(answer.text, "")]
+    number = {s: i for i, s in enumerate(answer.sources, 1)}
+    numbered = answer.kind == "overview"
+    return [
+        (p.text, " " + "".join(f"[{number[s]}]" for s in p.sources) if numbered else "")
+        for p in answer.parts
+    ]
+
+
 @dataclass(frozen=True)
 class PromptReply:
     """What an empty question gets: how to ask, with an example."""

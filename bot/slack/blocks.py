@@ -53,6 +53,7 @@ from bot.reply import (
     NoticeReply,
     PromptReply,
     Reply,
+    cited_parts,
     logged,
 )
 from bot.store import Escalation, ExpertReply, Vote
@@ -317,17 +318,8 @@ def _answer_blocks(
             _context(f"<@{reply.shared_by}> shared an answer to: “{echo(answer.question)}”")
         )
         lines.append(f"Shared answer to: “{echo(answer.question)}”")
-    numbered = answer.kind == "overview"
-    number = {s: i for i, s in enumerate(answer.sources, 1)}
-
-    def cite(sources: Sequence[Source]) -> str:
-        return " " + "".join(f"[{number[s]}]" for s in sources) if numbered and sources else ""
-
-    if answer.parts:
-        body = escape(answer.parts[0].text) + cite(answer.parts[0].sources)
-        body += "".join(f"\n• {escape(p.text)}{cite(p.sources)}" for p in answer.parts[1:])
-    else:
-        body = escape(answer.text)
+    pieces = [escape(text) + cite for text, cite in cited_parts(answer)]
+    body = "\n• ".join(pieces)
     blocks.append(_mrkdwn(body))
     lines.append(body)
     if answer.kind in ESCALATED_DECLINES:
@@ -346,7 +338,7 @@ def _answer_blocks(
         lines.append("For example: " + _examples_line(answer.examples))
     if answer.sources:
         listed = [_source_line(s) for s in answer.sources]
-        if numbered:
+        if answer.kind == "overview":
             listed = [f"[{i}] {line}" for i, line in enumerate(listed, 1)]
         blocks.append(_context("*Sources*\n" + "\n".join(listed)))
         lines.append("Sources: " + "; ".join(_source_plain(s) for s in answer.sources))

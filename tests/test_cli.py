@@ -141,6 +141,7 @@ def test_eval_command(real_settings: Settings) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     for metric in ("hit_at_1", "hit_at_3", "mrr", "fact_accuracy", "decline_precision"):
         assert metric in r.stdout
+    assert "target 0.90" in r.stdout  # the issues' goals are shown beside today's floors
 
 
 def test_the_readme_names_only_commands_and_options_that_exist() -> None:

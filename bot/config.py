@@ -96,7 +96,7 @@ class Settings(BaseModel):
         None,
         "BAN_BOT_MIN_SCORE",
         "decline below this confidence",
-        shown="0.55 (calibrated)",  # bot/answer.py DEFAULT_MIN_SCORE; tests check they agree
+        shown="0.52 (calibrated)",  # bot/answer.py DEFAULT_MIN_SCORE; tests check they agree
     )
     encoder_threads: int = setting(
         2, "BAN_BOT_ENCODER_THREADS", "ONNX Runtime threads for encoding questions"

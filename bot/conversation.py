@@ -31,7 +31,7 @@ CONTEXT_MARGIN = 0.02
 # confident the question is on its own, the clearer the contextual reading must win.
 MARGIN_SLOPE = 0.1
 # A standalone answer this confident stands on its own, whatever the conversation was about.
-STANDS_ALONE = 1.0
+STANDS_ALONE = 1.1
 # The share of the dense similarity that comes from the topic rather than the follow-up itself.
 TOPIC_WEIGHT = 0.6
 # What a follow-up asks for ("why?", "what day was that?", "how many?") weighs for the entries

@@ -65,7 +65,12 @@ _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's loader where PyYAML has it (the wheels do): parsing the knowledge set twice, for its
+# data and for its line numbers, takes most of a no-op build with the pure-Python one.
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that keeps dates as written, so a bad date gets our message, not a crash."""
 
 
@@ -293,7 +298,7 @@ def _describe(err: ValidationError) -> str:
 def _item_lines(text: str, key: str) -> list[int]:
     """1-based line of each item of the top-level list ``key`` (for error messages)."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_BaseLoader)
     except yaml.YAMLError:
         return []
     if not isinstance(root, yaml.MappingNode):

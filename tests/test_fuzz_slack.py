@@ -187,6 +187,32 @@ def test_events_with_wrong_types_in_a_proper_envelope(rig: Rig, event: Any, data
     assert rig.post(body, "application/json") < 500
 
 
+@pytest.mark.parametrize("reaction", [{"": False}, ["white_check_mark"], 7, None])
+def test_a_reaction_that_is_not_a_name_is_ignored(rig: Rig, reaction: Any) -> None:
+    """Found by the fuzzing above: a ✅ check on an unhashable "reaction" answered 500."""
+    event = {
+        "type": "reaction_added",
+        "user": "U0FUZZ",
+        "reaction": reaction,
+        "item": {"type": "message", "channel": "C0EXPERTS", "ts": "1710000000.000100"},
+    }
+    assert rig.post(event_body(event, event_id=f"Ev{id(reaction)}"), "application/json") == 200
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        # Found by the fuzzing above: bolt's agent middleware raised on these, answering 500.
+        {"type": "assistant_thread_started", "user": "U0FUZZ", "channel": "D0FUZZ"},
+        {"type": "assistant_thread_started", "assistant_thread": {"channel_id": 5}},
+        {"type": "message", "channel_type": "im", "user": "U0FUZZ", "thread_ts": "1.2"},
+        {"type": "message", "channel": ["D0FUZZ"], "user": "U0FUZZ", "text": "hi"},
+    ],
+)
+def test_events_bolt_cannot_read_are_refused_not_crashed_on(rig: Rig, event: Any) -> None:
+    assert rig.post(event_body(event, event_id=f"Ev{id(event)}"), "application/json") == 400
+
+
 @FUZZ
 @given(data=st.data())
 def test_slash_command_forms_with_junk(rig: Rig, data: Any) -> None:

@@ -285,10 +285,30 @@ def malformed(body: Any) -> str | None:
     event = body.get("event")
     if event is not None and "type" in event and not isinstance(event["type"], str):
         return "the event's 'type' is not a string"
+    if event is not None:
+        problem = _malformed_event(event)
+        if problem:
+            return problem
     if body.get("type") == "block_actions":
         actions = body.get("actions") or []
         if not actions or not all(isinstance(a.get("action_id"), str) for a in actions):
             return "a block action without an 'action_id'"
+    return None
+
+
+def _malformed_event(event: dict[str, Any]) -> str | None:
+    """What bolt's agent (Assistant) middleware reads from an event without checking it."""
+    for key in ("channel", "thread_ts"):
+        if event.get(key) is not None and not isinstance(event[key], str):
+            return f"the event's {key!r} is not a string"
+    if event.get("thread_ts") is not None and event.get("channel") is None:
+        return "a threaded event without a 'channel'"
+    if event.get("type") in ("assistant_thread_started", "assistant_thread_context_changed"):
+        thread = event.get("assistant_thread")
+        if not isinstance(thread, dict) or not all(
+            isinstance(thread.get(k), str) for k in ("channel_id", "thread_ts")
+        ):
+            return "an agent thread event without its 'assistant_thread' channel and ts"
     return None
 
 

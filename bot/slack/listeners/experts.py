@@ -206,10 +206,11 @@ def on_reaction_added(
     services: Services, event: dict[str, Any], client: WebClient, logger: logging.Logger
 ) -> None:
     """✅ on a kept reply marks it as the answer; every other reaction is none of ours."""
-    item, user = event.get("item"), event.get("user")
+    item, user, reaction = event.get("item"), event.get("user"), event.get("reaction")
     if (
         not services.experts
-        or event.get("reaction") not in ANSWER_REACTIONS
+        or not isinstance(reaction, str)  # a signed but malformed event must not crash us
+        or reaction not in ANSWER_REACTIONS
         or not isinstance(item, dict)
         or item.get("type") != "message"
         or not isinstance(user, str)

@@ -106,8 +106,11 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_decline_asked_of_the_experts_ends_as_a_draft_the_build_refuses(
-    slack: SlackHarness, tmp_path: Path
+    make_slack: Callable[..., SlackHarness], tmp_path: Path
 ) -> None:
+    # The whole flow over real HTTP (uvicorn) through the real bolt app; the others dispatch.
+    slack = make_slack(http=True, experts_channel=EXPERTS, experts_group=GROUP)
+    assert slack.url is not None
     event, post = _ask(slack, DECLINED)
     key = buttons(post.blocks)["ask_experts"]["value"]
     assert key == f"C0GENERAL:{event['ts']}"

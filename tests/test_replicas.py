@@ -24,7 +24,7 @@ from mock_slack import BOT_USER_ID, MockWebApi, signed_headers
 from mock_slack.signing import action_body, event_body
 from mock_slack.web_api import Call
 from pg import PostgresServer, free_port
-from slack_harness import BOT_TOKEN, SIGNING_SECRET, USER, Reply, buttons, http
+from slack_harness import BOT_TOKEN, SIGNING_SECRET, USER, Reply, buttons, eventually, http
 
 from bot.config import Settings
 from bot.store import Store
@@ -194,6 +194,8 @@ def test_one_event_delivered_to_two_replicas_is_answered_once(
     # One question log for both replicas, with one salt: the same user hashes the same.
     store = Store.open(Settings(database_url=database_url), prune_every=None)
     try:
+        # Each question is logged after its answer is posted: wait for the third.
+        assert eventually(lambda: len(store.questions()) == 3, timeout=10)
         logged = store.questions()
         surfaces = ["slack:mention", "slack:follow-up", "slack:follow-up"]
         assert [q.surface for q in logged] == surfaces

@@ -40,13 +40,16 @@ lint: install
 	$(BIN)/hadolint Dockerfile
 
 # ARGS go to pytest: make test ARGS="-k slack", make test ARGS="tests/test_cli.py -x".
+# JOBS pytest-xdist workers (most tests wait on HTTP, subprocesses or Slack's retry back-off, so
+# two workers on two cores take about two thirds of the time); JOBS=0 runs in one process.
 ARGS ?=
+JOBS ?= 2
 test: install lint
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(JOBS) $(ARGS)
 
 # The tests that need no real model (not marked `slow`), without the lint: for while you work.
 quick: install
-	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -q -n $(JOBS) -m "not slow" $(ARGS)
 
 eval: index
 	$(BIN)/ban-bot eval

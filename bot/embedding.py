@@ -140,7 +140,11 @@ class TorchEmbedder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        # sentence-transformers 6 renamed the method (the old name warns).
+        method = getattr(self.model, "get_embedding_dimension", None)
+        if method is None:
+            method = self.model.get_sentence_embedding_dimension
+        return int(method())
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -91,10 +92,36 @@ def mini_settings(tmp_path: Path, mini_knowledge: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def real_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real knowledge set, embedded once per test session with the bundled model."""
-    from bot.index import build_index
+    """The real knowledge set, embedded once per test session with the bundled model. Under
+    pytest-xdist (``make test`` runs two workers) the workers share one build: the first to take
+    the lock builds it, the others find it fresh and reuse it."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return _build_real_index(tmp_path_factory.mktemp("real-index"))
+    shared = tmp_path_factory.getbasetemp().parent / "real-index"
+    with FileLock(f"{shared}.lock"):
+        return _build_real_index(shared)
 
-    index_dir = tmp_path_factory.mktemp("real-index")
+
+def _build_real_index(index_dir: Path) -> Path:
+    from bot.embedding import BUNDLED_SHA256
+    from bot.index import IndexLoadError, build_index, load_index
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    # A build in the repo's index/ (from `make run` or `make index`) lends the vectors of the
+    # texts it shares, as it would to the next build there: the model's weights are part of what
+    # the build checks before it reuses any. Without one (a fresh clone) everything is embedded.
+    try:
+        repo = load_index(ROOT / "index")
+    except IndexLoadError:
+        repo = None  # none, or damaged: not lent
+    model = repo.manifest["model"] if repo is not None else {}
+    bundled = (
+        model.get("name") == Settings().model and model.get("weights_sha256") == BUNDLED_SHA256
+    )
+    fresh = not (index_dir / "CURRENT").exists()
+    if fresh and repo is not None and bundled and repo.onnx_model is not None:
+        shutil.copytree(repo.path, index_dir / "builds" / repo.path.name)
+        (index_dir / "CURRENT").write_text(repo.path.name + "\n")
     build_index(Settings(knowledge_dir=REAL_KNOWLEDGE, index_dir=index_dir), progress=False)
     return index_dir
 

@@ -320,7 +320,9 @@ def _handler_for(api: MockWebApi) -> type[BaseHTTPRequestHandler]:
             fault = api._record(call)
             if fault is not None:
                 error = "ratelimited" if fault.status == 429 else "internal_error"
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+                headers = (
+                    {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+                )
                 self._send(fault.status, {"ok": False, "error": error}, headers)
                 return
             if call.path.startswith(RESPONSE_URL_PREFIX):

@@ -46,6 +46,10 @@ BUILDS = "builds"
 KEEP_BUILDS = 2  # the live one and the one before it, for rollback
 DATA_FILES = ("knowledge.json", "rows.json", "embeddings.npy", "vectors.faiss")
 ONNX_FILES = ("model.onnx", "tokenizer.json")
+# The version of bot.onnx_encoder.export_onnx's graph, recorded in the manifest: bump it when the
+# export changes, and the next build exports anew instead of reusing an older export
+# (2: onnxruntime's BERT fusions, faster to open and to run).
+ONNX_EXPORT_VERSION = 2
 
 
 class IndexLoadError(Exception):
@@ -188,6 +192,9 @@ def _fresh_problems(manifest: dict[str, Any], knowledge: KnowledgeSet, model: st
         )
     if manifest["knowledge_fingerprint"] != knowledge.fingerprint:
         problems.append("stale: the knowledge folder changed since the index was built")
+    encoder = manifest.get("query_encoder", {})
+    if encoder.get("kind") == "onnx" and encoder.get("export") != ONNX_EXPORT_VERSION:
+        problems.append("its query encoder was exported by an older ban-bot; rebuild to update it")
     return problems
 
 
@@ -456,8 +463,13 @@ def _make_live(
 
 
 def _query_encoder(spec: ModelSpec, out: Path, previous: LoadedIndex | None) -> dict[str, Any]:
-    """Give the build a torch-free query encoder: reuse the previous export or export anew."""
-    if previous is not None and previous.onnx_model is not None:
+    """Give the build a torch-free query encoder: reuse the previous export (if this version of
+    the exporter made it) or export anew."""
+    if (
+        previous is not None
+        and previous.onnx_model is not None
+        and previous.manifest["query_encoder"].get("export") == ONNX_EXPORT_VERSION
+    ):
         for name in ONNX_FILES:
             shutil.copy2(previous.path / name, out / name)
         return dict(previous.manifest["query_encoder"])
@@ -474,7 +486,7 @@ def _query_encoder(spec: ModelSpec, out: Path, previous: LoadedIndex | None) -> 
         for name in ONNX_FILES:
             (out / name).unlink(missing_ok=True)
         return {"kind": "torch"}
-    return {"kind": "onnx"}
+    return {"kind": "onnx", "export": ONNX_EXPORT_VERSION}
 
 
 def rollback(index_dir: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from fakes import FakeEmbedder
 from bot.config import Settings
 from bot.index import (
     CURRENT,
+    ONNX_EXPORT_VERSION,
     IndexLoadError,
     build_index,
     check_index,
@@ -182,6 +184,29 @@ def test_real_build_records_model_and_onnx(real_settings: Settings) -> None:
     assert m["query_encoder"]["model_sha256"] == m["files"]["model.onnx"]
     assert m["entries"] == len(loaded.knowledge.entries)
     assert check_index(real_settings) == []
+
+
+@pytest.mark.slow
+def test_an_index_from_an_older_exporter_is_exported_anew(
+    real_settings: Settings, tmp_path: Path
+) -> None:
+    """After an upgrade that changed the ONNX export, the check says so and the next build
+    exports the query encoder again, reusing every vector."""
+    settings = real_settings.with_overrides(index_dir=tmp_path / "index")
+    shutil.copytree(real_settings.index_dir, settings.index_dir)
+    build = current_build(settings.index_dir)
+    assert build is not None
+    manifest = json.loads((build / "manifest.json").read_text())
+    assert manifest["query_encoder"].pop("export") == ONNX_EXPORT_VERSION
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    assert check_index(settings) == [
+        "its query encoder was exported by an older ban-bot; rebuild to update it"
+    ]
+    result = build_index(settings, progress=False)
+    assert result.changed and result.embedded == 0
+    rebuilt = load_index(settings.index_dir).manifest["query_encoder"]
+    assert rebuilt["kind"] == "onnx" and rebuilt["export"] == ONNX_EXPORT_VERSION
+    assert check_index(settings) == []
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,17 @@ def test_matches_sentence_transformers(encoder: OnnxEncoder, st_model: Any) -> N
     sims = cosines(ours, theirs)
     worst = int(np.argmin(sims))
     assert sims[worst] >= 0.9999, (QUESTIONS[worst][:80], float(sims[worst]))
+
+
+@pytest.mark.slow
+def test_each_bert_layer_runs_as_fused_nodes(exported: Path) -> None:
+    """onnxruntime's BERT fusions are in the graph (the vectors are checked above): one
+    Attention, two SkipLayerNormalization and one BiasGelu node for each of the six layers."""
+    import onnx
+
+    ops = Counter(node.op_type for node in onnx.load(str(exported)).graph.node)
+    assert (ops["Attention"], ops["SkipLayerNormalization"], ops["BiasGelu"]) == (6, 12, 6)
+    assert ops["Softmax"] == ops["Erf"] == 0
 
 
 @pytest.mark.slow

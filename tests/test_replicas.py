@@ -197,8 +197,9 @@ def test_one_event_delivered_to_two_replicas_is_answered_once(
         # Each question is logged after its answer is posted: wait for the third.
         assert eventually(lambda: len(store.questions()) == 3, timeout=10)
         logged = store.questions()
-        surfaces = ["slack:mention", "slack:follow-up", "slack:follow-up"]
-        assert [q.surface for q in logged] == surfaces
+        # Logged after posting: under load, one answer's log may overtake the one before it.
+        surfaces = ["slack:follow-up", "slack:follow-up", "slack:mention"]
+        assert sorted(q.surface for q in logged) == surfaces
         assert len({q.user_hash for q in logged}) == 1 and logged[0].user_hash != USER
     finally:
         store.close()

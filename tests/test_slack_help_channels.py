@@ -38,7 +38,8 @@ def test_a_confident_question_is_answered_in_its_thread_without_a_mention(
     posts = slack.api.wait_for("chat.postMessage", 2)
     assert posts[1].body["thread_ts"] == question["ts"] and "July 20, 2024" in posts[1].text
     logged = eventually(lambda: len(slack.store.questions()) == 2 and slack.store.questions())
-    assert logged and [q.surface for q in logged] == ["slack:help-channel", "slack:follow-up"]
+    # Each answer is logged after it is posted, so under load the two may be logged either way.
+    assert logged and sorted(q.surface for q in logged) == ["slack:follow-up", "slack:help-channel"]
 
 
 def test_chat_and_questions_it_would_decline_are_left_alone(slack: SlackHarness) -> None:

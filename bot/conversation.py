@@ -39,6 +39,7 @@ TOPIC_WEIGHT = 0.6
 # those that do not answer it at all.
 KIND_BONUS = 0.2
 KIND_MISS = 0.2
+BARE_KIND_BONUS = 0.4
 # The entries the topic's entry names as related are a little more likely to be what comes next.
 RELATED_BONUS = 0.0
 # A follow-up must itself be about something the knowledge set covers: its own best dense
@@ -95,9 +96,12 @@ def read_in_context(
     answers = searcher.asked_for(question_kind(question))
     prior: dict[str, float] = {}
     if answers:
+        # A bare "why?" or "when?" says nothing but what it asks for: that counts for more.
+        bare = not searcher.lexical.query_terms(question)[0]
+        bonus = BARE_KIND_BONUS if bare else KIND_BONUS
         for candidate in searcher.entries:
             share = answers.get(candidate.id, 0.0)
-            prior[candidate.id] = KIND_BONUS * share if share else -KIND_MISS
+            prior[candidate.id] = bonus * share if share else -KIND_MISS
     for related in entry.related:
         prior[related] = prior.get(related, 0.0) + RELATED_BONUS
     contextual = engine._compose(

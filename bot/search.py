@@ -47,7 +47,13 @@ STOPWORDS = frozenset(
 # set's own phrasings, not a list of topics.
 _ASKS = (
     ("count", re.compile(r"\bhow (many|much)\b")),
-    ("why", re.compile(r"\bwhy\b|\bwhat (was|were|is|are) the reasons?\b")),
+    (
+        "why",
+        re.compile(
+            r"\bwhy\b|\bhow come\b|\breasons?\b|\bjustification\b|\bon what grounds\b"
+            r"|\bwhat(?:'s| is| was) (?:wrong|the problem)\b"
+        ),
+    ),
     ("when", re.compile(r"\bwhen\b|\bwhat (day|date|time|year|month)\b")),
     ("who", re.compile(r"\bwho(m|se)?\b|\bwhich (agency|agencies|company|companies|people)\b")),
     ("where", re.compile(r"\bwhere\b")),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bot.answer import MAX_FOLLOW_UPS, Answer, Engine
+from bot.search import question_kind
 from bot.text import clean_question
 from bot.timeline import annotate_dates, relative_phrase
 from bot.turns import Turn
@@ -231,6 +232,33 @@ def test_why_after_an_answer_gives_the_reasons(real_engine: Engine) -> None:
     assert why.answered and why.in_context, (why.kind, why.entry_ids)
     # The reasons for the ban, or why BIS let updates run until then: both answer "why?" here.
     assert any(w in why.text for w in ("Russia", "national security", "minimize disruption"))
+
+
+def test_a_bare_why_after_a_date_asks_for_the_reason_not_the_date_again(
+    real_engine: Engine,
+) -> None:
+    first = real_engine.answer("ok, and when did they stop selling it?")
+    assert "July 20, 2024" in first.text
+    why = real_engine.answer("why", context=[first.turn])
+    assert why.answered and why.in_context, (why.kind, why.entry_ids)
+    assert any(w in why.text for w in ("national security", "Russian government")), why.entry_ids
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("why?", "why"),
+        ("how come?", "why"),
+        ("what's the reason", "why"),
+        ("on what grounds did they do it", "why"),
+        ("what's wrong with it", "why"),
+        ("what day was that?", "when"),
+        ("how many people?", "count"),
+        ("and on macs?", None),
+    ],
+)
+def test_what_a_follow_up_asks_for(question: str, kind: str | None) -> None:
+    assert question_kind(question) == kind
 
 
 def test_a_new_topic_in_the_thread_is_answered_as_if_asked_fresh(real_engine: Engine) -> None:

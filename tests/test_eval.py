@@ -148,3 +148,15 @@ def test_a_target_not_yet_met_is_reported_and_a_floor_fails(tmp_path: Path) -> N
     assert report(0.95).short_of_targets == [] and "target 0.90 met" in report(0.95).render()
     below = report(0.7)
     assert not below.passed and below.below == ["suite: fact_accuracy (held-out) 0.700 < 0.800"]
+
+
+DEV_SETS = sorted((Path(__file__).parent / "eval" / "dev").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", DEV_SETS, ids=lambda p: p.stem)
+def test_each_development_set_loads_and_has_no_thresholds(path: Path) -> None:
+    """Curators tune on these freely: each must load, and none may hold a floor or a target
+    (only the suites' held-out halves are reported)."""
+    suite = load_suite(path)
+    assert suite.cases or suite.conversations
+    assert not suite.thresholds and not suite.held_out_thresholds and not suite.held_out_targets

@@ -80,11 +80,12 @@ def read_in_context(
     if standalone.kind != "decline" and standalone.score >= STANDS_ALONE:
         return standalone
     searcher = state.searcher
+    known_terms = searcher.lexical.query_terms(question)[0]
     if (
         SELF_CONTAINED_TERMS
         and standalone.kind != "decline"
         and not _REFERS_BACK.search(question)
-        and len(searcher.lexical.query_terms(question)[0]) >= SELF_CONTAINED_TERMS
+        and len(known_terms) >= SELF_CONTAINED_TERMS
     ):
         return standalone  # names its own subject and points at nothing before it
     entry = state.index.knowledge.by_id.get(topic.entry_ids[0])
@@ -97,8 +98,7 @@ def read_in_context(
     prior: dict[str, float] = {}
     if answers:
         # A bare "why?" or "when?" says nothing but what it asks for: that counts for more.
-        bare = not searcher.lexical.query_terms(question)[0]
-        bonus = BARE_KIND_BONUS if bare else KIND_BONUS
+        bonus = KIND_BONUS if known_terms else BARE_KIND_BONUS
         for candidate in searcher.entries:
             share = answers.get(candidate.id, 0.0)
             prior[candidate.id] = bonus * share if share else -KIND_MISS

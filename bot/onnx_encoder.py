@@ -224,18 +224,20 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
             )
         tokenizer.save(str(staged_tokenizer), pretty=True)
 
+        # Torch's vectors for a padded batch and for each probe alone, to check graphs against.
+        checks = []
+        for batch in (_PROBES, *((probe,) for probe in _PROBES)):
+            inputs = feeds(batch)
+            with torch.no_grad():
+                tensors = (torch.from_numpy(inputs[name]) for name in input_names)
+                checks.append((inputs, wrapper(*tensors).numpy()))
+
         def worst_cosine(model: Path) -> float:
-            """The graph against torch on a padded batch and on each probe alone."""
             session = _session(model, threads=1)
-            worst = 1.0
-            for batch in (_PROBES, *((probe,) for probe in _PROBES)):
-                inputs = feeds(batch)
-                with torch.no_grad():
-                    tensors = (torch.from_numpy(inputs[name]) for name in input_names)
-                    expected = wrapper(*tensors).numpy()
-                got = session.run([OUTPUT_NAME], inputs)[0]
-                worst = min(worst, float(np.min(np.sum(expected * got, axis=1))))
-            return worst
+            return min(
+                float(np.min(np.sum(expected * session.run([OUTPUT_NAME], inputs)[0], axis=1)))
+                for inputs, expected in checks
+            )
 
         worst = worst_cosine(staged_model)
         if worst < 0.99999:

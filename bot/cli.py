@@ -94,7 +94,14 @@ def index() -> None:
 @knowledge_option
 @index_option
 @model_option
-@click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help=(
+        "Rebuild even when nothing changed (after retraining a model folder in place: its"
+        " new weights are then embedded and exported anew)."
+    ),
+)
 @click.pass_context
 @_user_errors
 def index_build(

@@ -37,7 +37,14 @@ import numpy as np
 
 from bot import __version__
 from bot.config import Settings
-from bot.embedding import Embedder, EmbeddingError, ModelSpec, resolve_model, sha256_file
+from bot.embedding import (
+    Embedder,
+    EmbeddingError,
+    ModelSpec,
+    resolve_model,
+    sha256_file,
+    verify_weights,
+)
 from bot.knowledge import KnowledgeSet, load_knowledge
 
 FORMAT = 1
@@ -301,16 +308,20 @@ def build_index(
         )
 
     spec = resolve_model(settings.model)
-    # The previous build's vectors (and ONNX export) serve again only if the model is the same.
+    weights = "injected" if embedder is not None else verify_weights(spec)
+    # The previous build's vectors (and ONNX export) serve again only if the model is the same,
+    # down to its weights (a local model folder may be retrained in place).
     reusable = (
         previous
-        if previous is not None and previous.manifest["model"]["name"] == settings.model
+        if previous is not None
+        and previous.manifest["model"]["name"] == settings.model
+        and previous.manifest["model"]["weights_sha256"] == weights
         else None
     )
     rows = _rows_for(knowledge)
     if progress is None:
         progress = sys.stderr.isatty()
-    vectors = _embed_rows(rows, spec, reusable, embedder=embedder, progress=progress)
+    vectors = _embed_rows(rows, spec, weights, reusable, embedder=embedder, progress=progress)
 
     build_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     tmp = index_dir / BUILDS / f".tmp-{build_id}"
@@ -348,55 +359,80 @@ def build_index(
 def _embed_rows(
     rows: list[Row],
     spec: ModelSpec,
+    weights: str,
     previous: LoadedIndex | None,
     *,
     embedder: Embedder | None,
     progress: bool,
 ) -> _Vectors:
     """A vector for every row: the previous build's where its text is unchanged, the others
-    embedded now (with ``embedder``, else the model, loaded only if anything is missing)."""
+    embedded now: with ``embedder`` if given, else with the previous build's ONNX export of this
+    very model (a curator's edit then builds in a second, without torch), else with the model on
+    torch, loaded only if anything is missing."""
     cache: dict[str, np.ndarray] = {}
-    weights_sha = ""
     if previous is not None:
         cache = {r.sha: previous.embeddings[i] for i, r in enumerate(previous.rows)}
-        weights_sha = previous.manifest["model"]["weights_sha256"]
     missing = sorted({r.text for r in rows if r.sha not in cache})
     model_loaded = False
     if missing:
         if embedder is not None:
-            new, weights_sha = embedder.encode(missing), "injected"
+            new = embedder.encode(missing)
         else:
-            new, weights_sha = _embed_with_model(spec, missing, progress)
-            model_loaded = True
+            export = _current_export(previous)
+            model_loaded = export is None
+            new = _embed_with_model(spec, export, missing, progress)
         for text, vector in zip(missing, new, strict=True):
             cache[_text_sha(text)] = vector
     return _Vectors(
         matrix=np.vstack([cache[r.sha] for r in rows]).astype(np.float32),
-        weights_sha256=weights_sha,
+        weights_sha256=weights,
         embedded=len(missing),
         model_loaded=model_loaded,
     )
 
 
-def _embed_with_model(spec: ModelSpec, texts: list[str], progress: bool) -> tuple[np.ndarray, str]:
+def _current_export(previous: LoadedIndex | None) -> LoadedIndex | None:
+    """``previous`` if it holds an ONNX query encoder made by this version of the exporter."""
+    if (
+        previous is not None
+        and previous.onnx_model is not None
+        and previous.manifest["query_encoder"].get("export") == ONNX_EXPORT_VERSION
+    ):
+        return previous
+    return None
+
+
+def _embed_with_model(
+    spec: ModelSpec, export: LoadedIndex | None, texts: list[str], progress: bool
+) -> np.ndarray:
+    """``texts`` embedded with ``export``'s ONNX encoder (the same vectors, cosine >= 0.9999,
+    checked when it was exported), or with the model on torch when there is none."""
     from tqdm import tqdm
 
-    from bot.embedding import TorchEmbedder
+    encode: Callable[[list[str]], np.ndarray]
+    if export is not None and export.onnx_model is not None:
+        from bot.onnx_encoder import OnnxEncoder
 
-    embedder = TorchEmbedder(spec)
+        onnx = OnnxEncoder(export.onnx_model, export.onnx_tokenizer, cache_size=0, batch_size=64)
+        encode, dimension = onnx.encode, onnx.dimension
+    else:
+        from bot.embedding import TorchEmbedder
+
+        torch_model = TorchEmbedder(spec, verify=False)  # build_index checked the weights
+        encode, dimension = torch_model.encode, torch_model.dimension
     batch = 64
     # Chunks of similar length, so each pads little (one long text in a chunk of short ones would
     # pad all 64 to its length: three times the work); the rows go back in the callers' order.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    matrix = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    matrix = np.empty((len(texts), dimension), dtype=np.float32)
     with tqdm(
         total=len(texts), desc="embedding", unit="text", disable=not progress, file=sys.stderr
     ) as bar:
         for start in range(0, len(order), batch):
             chunk = order[start : start + batch]
-            matrix[chunk] = embedder.encode([texts[i] for i in chunk], batch_size=batch)
+            matrix[chunk] = encode([texts[i] for i in chunk])
             bar.update(len(chunk))
-    return matrix, embedder.weights_sha256
+    return matrix
 
 
 def _write_data(build: Path, knowledge: KnowledgeSet, rows: list[Row], matrix: np.ndarray) -> None:
@@ -465,11 +501,8 @@ def _make_live(
 def _query_encoder(spec: ModelSpec, out: Path, previous: LoadedIndex | None) -> dict[str, Any]:
     """Give the build a torch-free query encoder: reuse the previous export (if this version of
     the exporter made it) or export anew."""
-    if (
-        previous is not None
-        and previous.onnx_model is not None
-        and previous.manifest["query_encoder"].get("export") == ONNX_EXPORT_VERSION
-    ):
+    if _current_export(previous) is not None:
+        assert previous is not None
         for name in ONNX_FILES:
             shutil.copy2(previous.path / name, out / name)
         return dict(previous.manifest["query_encoder"])

@@ -210,15 +210,74 @@ def test_an_index_from_an_older_exporter_is_exported_anew(
 
 
 @pytest.mark.slow
-def test_progress_bar_on_a_terminal_only(mini_settings: Settings) -> None:
+def test_an_edit_is_embedded_with_the_onnx_export_and_never_imports_torch(
+    real_settings: Settings, tmp_path: Path
+) -> None:
+    """A curator's edit to an index that already has a query encoder of this very model embeds
+    the new text with that encoder: the build neither loads torch nor exports again."""
+    settings = real_settings.with_overrides(
+        knowledge_dir=tmp_path / "knowledge", index_dir=tmp_path / "index"
+    )
+    shutil.copytree(real_settings.knowledge_dir, settings.knowledge_dir)
+    shutil.copytree(real_settings.index_dir, settings.index_dir)
+    added = "Is this a question a curator added this morning?"
+    _add_question(settings.knowledge_dir / "timeline.yaml", "updates-cutoff", added)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from bot.config import Settings\n"
+        "from bot.index import build_index\n"
+        f"s = Settings(knowledge_dir=Path({str(settings.knowledge_dir)!r}),"
+        f" index_dir=Path({str(settings.index_dir)!r}))\n"
+        "r = build_index(s, progress=False)\n"
+        "print(r.embedded, r.model_loaded,"
+        " sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'sentence_transformers'}))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1", "False", "[]"]
+    rebuilt = load_index(settings.index_dir)
+    before = load_index(real_settings.index_dir)
+    assert rebuilt.manifest["files"]["model.onnx"] == before.manifest["files"]["model.onnx"]
+    assert check_index(settings) == []
+
+    from bot.answer import Engine
+
+    assert Engine.load(settings).answer(added).entry_id == "updates-cutoff"
+
+
+def _add_question(path: Path, entry_id: str, question: str) -> None:
+    """Add ``question`` first under ``entry_id``'s ``questions:`` in the YAML file ``path``."""
+    text = path.read_text()
+    at = text.index("questions:", text.index(f"id: {entry_id}\n"))
+    line_start = text.rindex("\n", 0, at) + 1
+    indent = " " * (at - line_start + 2)
+    end = at + len("questions:")
+    path.write_text(text[:end] + f"\n{indent}- {question}" + text[end:])
+
+
+def _seeded(index_dir: Path, real_settings: Settings) -> Path:
+    """``index_dir`` holding a copy of the real index: its ONNX export embeds what is new."""
+    shutil.copytree(real_settings.index_dir, index_dir)
+    return index_dir
+
+
+@pytest.mark.slow
+def test_progress_bar_on_a_terminal_only(
+    mini_settings: Settings, real_settings: Settings, tmp_path: Path
+) -> None:
     """A real build on a pseudo-terminal shows tqdm's bar; piped, it prints no bars at all."""
     import pty
 
-    args = [
-        "index", "build",
-        "--knowledge", str(mini_settings.knowledge_dir),
-        "--index", str(mini_settings.index_dir),
-    ]  # fmt: skip
+    def build(index_dir: Path) -> list[str]:
+        return [
+            "index", "build",
+            "--knowledge", str(mini_settings.knowledge_dir),
+            "--index", str(_seeded(index_dir, real_settings)),
+        ]  # fmt: skip
+
     out = bytearray()
 
     def read(fd: int) -> bytes:
@@ -227,66 +286,70 @@ def test_progress_bar_on_a_terminal_only(mini_settings: Settings) -> None:
         return data
 
     # A pty has no size until one is set, and tqdm draws nothing at zero columns.
+    args = build(tmp_path / "on-a-terminal")
     command = " ".join([f"stty cols 120 rows 40; exec {sys.executable} -m bot", *args])
     pty.spawn(["sh", "-c", command], read)
     text = out.decode(errors="replace")
-    assert "embedding: 100%" in text and "index built" in text
+    assert "embedding: 100%" in text and "index built" in text and "(13 embedded," in text
 
-    piped = ban_bot([*args, "--force"])  # stderr is not a terminal here
-    assert piped.returncode == 0 and "index built" in piped.stdout
+    piped = ban_bot(build(tmp_path / "piped"))  # stderr is not a terminal here
+    assert piped.returncode == 0 and "(13 embedded," in piped.stdout
     assert "%|" not in piped.stdout + piped.stderr
 
 
 @pytest.mark.slow
-def test_a_model_saved_by_this_sentence_transformers_is_exported_to_onnx(
+def test_a_model_saved_by_this_sentence_transformers_builds_with_its_own_onnx_export(
     mini_settings: Settings, tmp_path: Path
 ) -> None:
-    """A folder saved by the installed sentence-transformers (6.2 writes ``pooling_mode`` and no
-    max_seq_length in sentence_bert_config.json) builds with an ONNX query encoder, not torch."""
+    """BAN_BOT_MODEL takes a local folder saved by the installed sentence-transformers (6.2
+    writes ``pooling_mode`` and no max_seq_length in sentence_bert_config.json): the manifest
+    records it, its weights hash and its own ONNX export, which answers like torch, and the
+    default model then reads as a mismatch. Retrained in place, ``--force`` embeds and exports it
+    anew."""
+    import torch
     from sentence_transformers import SentenceTransformer
 
     from bot.answer import Engine
-    from bot.embedding import bundled_model_dir
+    from bot.embedding import bundled_model_dir, sha256_file
     from bot.onnx_encoder import OnnxEncoder
 
-    saved = tmp_path / "saved-model"
+    saved = tmp_path / "my-model"
     model = SentenceTransformer(str(bundled_model_dir()), device="cpu")
     model.save(str(saved))
-    r = ban_bot(
-        ["index", "build", "--knowledge", str(mini_settings.knowledge_dir),
-         "--index", str(mini_settings.index_dir), "--model", str(saved)],
-    )  # fmt: skip
+    env = {"BAN_BOT_MODEL": str(saved)}
+    build = ["index", "build", "--knowledge", str(mini_settings.knowledge_dir),
+             "--index", str(mini_settings.index_dir)]  # fmt: skip
+    r = ban_bot(build, env=env)
     assert r.returncode == 0, r.stderr
     assert "ONNX export failed" not in r.stderr
-    assert load_index(mini_settings.index_dir).manifest["query_encoder"]["kind"] == "onnx"
+    manifest = load_index(mini_settings.index_dir).manifest
+    assert manifest["model"]["name"] == str(saved.resolve())
+    assert manifest["model"]["weights_sha256"] == sha256_file(saved / "model.safetensors")
+    assert manifest["query_encoder"]["kind"] == "onnx"
+    assert any("built with model" in p for p in check_index(mini_settings))
 
-    engine = Engine.load(mini_settings.with_overrides(model=str(saved)))
+    settings = mini_settings.with_overrides(model=str(saved))
+    engine = Engine.load(settings)
     assert isinstance(engine.encoder, OnnxEncoder)
+    assert engine.answer("when do kaspersky updates stop?").entry_id == "updates-cutoff"
     questions = ["when do kaspersky updates stop?", "ban?", "antivirus " * 400]
     ours = engine.encoder.encode(questions)
     theirs = model.encode(questions, normalize_embeddings=True)
     assert (ours * theirs).sum(axis=1).min() >= 0.9999
 
-
-@pytest.mark.slow
-def test_another_model_from_a_local_folder(mini_settings: Settings, tmp_path: Path) -> None:
-    """``--model`` / BAN_BOT_MODEL take a local sentence-transformers folder; the manifest records
-    it, its weights hash and its own ONNX export, and the default then reads as a mismatch."""
-    from bot.answer import Engine
-    from bot.embedding import bundled_model_dir, sha256_file
-
-    other = tmp_path / "my-model"
-    shutil.copytree(bundled_model_dir(), other)
-    r = ban_bot(
-        ["index", "build", "--knowledge", str(mini_settings.knowledge_dir),
-         "--index", str(mini_settings.index_dir)],
-        env={"BAN_BOT_MODEL": str(other)},
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    torch.manual_seed(0)
+    with torch.no_grad():  # retrained in place: same folder, other weights
+        for weight in model.parameters():
+            weight.add_(torch.randn_like(weight), alpha=0.02)
+    model.save(str(saved))
+    exported = manifest["files"]["model.onnx"]
+    r = ban_bot([*build, "--force"], env=env)
+    assert r.returncode == 0 and "(16 embedded, 0 reused)" in r.stdout, r.stdout + r.stderr
     manifest = load_index(mini_settings.index_dir).manifest
-    assert manifest["model"]["name"] == str(other.resolve())
-    assert manifest["model"]["weights_sha256"] == sha256_file(other / "model.safetensors")
-    assert manifest["query_encoder"]["kind"] == "onnx"
-    assert any("built with model" in p for p in check_index(mini_settings))
-    engine = Engine.load(mini_settings)
-    assert engine.answer("when do kaspersky updates stop?").entry_id == "updates-cutoff"
+    assert manifest["model"]["weights_sha256"] == sha256_file(saved / "model.safetensors")
+    assert manifest["files"]["model.onnx"] != exported
+    retrained = Engine.load(settings).encoder.encode(questions)
+    assert (retrained * ours).sum(axis=1).min() < 0.99  # the change is one a build must notice
+    assert (retrained * model.encode(questions, normalize_embeddings=True)).sum(axis=1).min() >= (
+        0.9999
+    )

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -95,11 +95,22 @@ def real_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real knowledge set, embedded once per test session with the bundled model. Under
     pytest-xdist (``make test`` runs two workers) the workers share one build: the first to take
     the lock builds it, the others find it fresh and reuse it."""
+    return once_per_run(tmp_path_factory, "real-index", _build_real_index)
+
+
+def once_per_run(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], Path]
+) -> Path:
+    """``make(folder)`` once per test run, even across pytest-xdist's workers: the first to take
+    the lock makes it, the others wait and share it. ``make`` returns what the tests use."""
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        return _build_real_index(tmp_path_factory.mktemp("real-index"))
-    shared = tmp_path_factory.getbasetemp().parent / "real-index"
+        return make(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent / name
+    done = shared.with_name(f"{name}.done")
     with FileLock(f"{shared}.lock"):
-        return _build_real_index(shared)
+        if not done.exists():
+            done.write_text(str(make(shared)))
+        return Path(done.read_text())
 
 
 def _build_real_index(index_dir: Path) -> Path:

@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from mock_slack import MockWebApi
 from slack_harness import SlackHarness, UvicornThread, harness_settings
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.jitter import Jitter
 
 from bot.config import Settings
+from bot.slack import retries
 from bot.slack.serve import HttpSurface
 
 
@@ -52,6 +55,21 @@ def make_slack(
         server.__exit__()  # the lifespan shuts the surface down
     for surface in surfaces:
         surface.shutdown()
+
+
+class _NoJitter(Jitter):
+    def recalculate(self, duration: float) -> float:
+        return duration
+
+
+@pytest.fixture
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slack's 5xx retried after 10 and 20 ms, not slack_sdk's 0.5 s and 1 s plus up to 1 s of
+    jitter each: for tests about what happens once retries run out, not about the wait.
+    (test_reliability_slack.py's test_429_and_5xx_are_retried_by_the_client keeps the real one.)"""
+    monkeypatch.setattr(
+        retries, "BACKOFF", BackoffRetryIntervalCalculator(backoff_factor=0.01, jitter=_NoJitter())
+    )
 
 
 @pytest.fixture

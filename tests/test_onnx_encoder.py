@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import once_per_run
 from tokenizers import Tokenizer
 
 from bot.onnx_encoder import OnnxEncoder, export_onnx, max_seq_length, pooling_modes
@@ -74,7 +75,8 @@ def model_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def exported(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_onnx(model_dir, tmp_path_factory.mktemp("encoder"))
+    # One export for the whole run: the module's tests may run on both of make test's workers.
+    return once_per_run(tmp_path_factory, "encoder", lambda out: export_onnx(model_dir, out))
 
 
 @pytest.fixture(scope="module")

@@ -261,6 +261,7 @@ def test_429_and_5xx_are_retried_by_the_client(slack: SlackHarness) -> None:
     assert "September 29, 2024" in posts[4].text
 
 
+@pytest.mark.usefixtures("quick_backoff")
 def test_when_rate_limit_retries_run_out_the_event_id_is_logged_and_the_bot_keeps_serving(
     slack: SlackHarness, logs: pytest.LogCaptureFixture
 ) -> None:
@@ -280,6 +281,7 @@ def test_when_rate_limit_retries_run_out_the_event_id_is_logged_and_the_bot_keep
     assert "September 29, 2024" in posts[6].text
 
 
+@pytest.mark.usefixtures("quick_backoff")
 def test_when_5xx_retries_run_out_every_surface_apologises_and_the_bot_keeps_serving(
     slack: SlackHarness, logs: pytest.LogCaptureFixture
 ) -> None:

@@ -207,6 +207,7 @@ def test_rate_limit_is_retried_after_retry_after(slack: SlackHarness) -> None:
     assert "September 29, 2024" in posts[1].text
 
 
+@pytest.mark.usefixtures("quick_backoff")
 def test_an_internal_error_shows_an_apology_with_an_error_id_and_logs_the_traceback(
     slack: SlackHarness, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -64,6 +64,7 @@ def test_a_workspace_without_suggested_prompts_is_asked_once(
     assert len(off) == 1 and "classic behaviour" in off[0].getMessage()
 
 
+@pytest.mark.usefixtures("quick_backoff")
 def test_a_passing_refusal_does_not_turn_the_prompts_off(slack: SlackHarness) -> None:
     slack.api.fail_next("assistant.threads.setSuggestedPrompts", status=500, times=3)
     _opened_dm(slack)

@@ -16,20 +16,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from slack_bolt import Respond
-from slack_sdk.http_retry import RetryHandler
+from slack_sdk.http_retry import RetryHandler, RetryIntervalCalculator
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
-# Two retries each: a 5xx backs off 0.5 s then 1 s; a 429 sleeps what Retry-After says, on the
+# Two retries each: a 5xx or a dropped connection backs off 0.5 s then 1 s, each plus up to 1 s
+# of random jitter (slack_sdk's own back-off); a 429 sleeps what Retry-After says, on the
 # answering thread. After that the call fails, the user gets the apology and the log the event id.
 RETRIES = 2
+BACKOFF: RetryIntervalCalculator = BackoffRetryIntervalCalculator(backoff_factor=0.5)
 
 
 class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
@@ -52,8 +55,8 @@ def retry_handlers() -> list[RetryHandler]:
     """Fresh handlers (they keep no state between calls, but each client gets its own list)."""
     return [
         RateLimitErrorRetryHandler(max_retry_count=RETRIES),
-        AnyServerErrorRetryHandler(max_retry_count=RETRIES),
-        ConnectionErrorRetryHandler(max_retry_count=RETRIES),
+        AnyServerErrorRetryHandler(max_retry_count=RETRIES, interval_calculator=BACKOFF),
+        ConnectionErrorRetryHandler(max_retry_count=RETRIES, interval_calculator=BACKOFF),
     ]
 
 

@@ -36,7 +36,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot
+	$(BIN)/mypy bot tests
 	$(BIN)/hadolint Dockerfile
 
 # ARGS go to pytest: make test ARGS="-k slack", make test ARGS="tests/test_cli.py -x".

@@ -262,7 +262,7 @@ def test_sighup_reloads_and_sigterm_finishes_the_answers_in_flight_then_exits_0(
     _wait(lambda: server.build_id() != before, 20, "the new build after SIGHUP")
 
     # Slack is slow to take each answer; one answering thread; three questions in flight.
-    api.delay("chat.postMessage", 1.0)
+    api.delay("chat.postMessage", 0.4)
     threads = [server.mention(user=f"U0ASKER{i}")[0] for i in range(3)]
     api.wait_for("chat.postMessage")  # the first answer is being posted; two wait their turn
     server.process.send_signal(signal.SIGTERM)
@@ -322,7 +322,7 @@ def test_socket_mode_sigterm_finishes_the_answer_in_flight_then_exits_0(
             )
         try:
             sm.wait_connected(60)
-            api.delay("chat.postMessage", 1.5)
+            api.delay("chat.postMessage", 0.5)
             ts = "1710009999.000001"
             event = {
                 "type": "app_mention",

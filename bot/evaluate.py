@@ -366,37 +366,54 @@ def _turn_right(turn: TurnCase, ans: Answer) -> bool:
     return ans.answered and not holds(ans.text, turn.facts)
 
 
+@dataclass(frozen=True)
+class _Played:
+    """One conversation played: each turn's (metric, right) marks and the misses."""
+
+    marks: tuple[tuple[str, bool], ...]
+    failures: tuple[str, ...]
+
+
+def _play(conv: Conversation, answer: Callable[[str, Sequence[Turn]], Answer]) -> _Played:
+    """Play ``conv`` turn by turn, the context growing as it would in a thread."""
+    marks: list[tuple[str, bool]] = []
+    failures: list[str] = []
+    context: list[Turn] = []
+    for j, turn in enumerate(conv.turns, 1):
+        ans = answer(turn.q, context)
+        right = _turn_right(turn, ans)
+        if turn.smalltalk:
+            marks.append(("smalltalk_accuracy", right))
+        elif turn.decline:
+            marks.append(("decline_accuracy", right))
+        elif turn.context:
+            marks.append(("follow_up_fact_accuracy", right))
+        else:
+            marks.append(("standalone_fact_accuracy", right))
+            if _turn_right(turn, answer(turn.q, ())):
+                marks.append(("standalone_kept", right))
+        if not right:
+            got = f"{ans.kind} {list(ans.entry_ids[:1])}"
+            failures.append(f"{conv.id} turn {j} {turn.q!r}: got {got}, want {turn.facts}")
+        context.append(ans.turn)
+    return _Played(tuple(marks), tuple(failures))
+
+
+def _tally(played: Sequence[_Played]) -> tuple[dict[str, float], list[str]]:
+    tally: dict[str, list[int]] = {m: [0, 0] for m in TURN_METRICS}  # metric -> [right, total]
+    for one in played:
+        for metric, right in one.marks:
+            tally[metric][0] += int(right)
+            tally[metric][1] += 1
+    failures = [f for one in played for f in one.failures]
+    return {m: _ratio(r, t) for m, (r, t) in tally.items()}, failures
+
+
 def score_conversations(
     conversations: Sequence[Conversation], answer: Callable[[str, Sequence[Turn]], Answer]
 ) -> tuple[dict[str, float], list[str]]:
     """Play each conversation turn by turn, the context growing as it would in a thread."""
-    tally: dict[str, list[int]] = {m: [0, 0] for m in TURN_METRICS}  # metric -> [right, total]
-    failures: list[str] = []
-
-    def count(metric: str, right: bool) -> None:
-        tally[metric][0] += int(right)
-        tally[metric][1] += 1
-
-    for conv in conversations:
-        context: list[Turn] = []
-        for j, turn in enumerate(conv.turns, 1):
-            ans = answer(turn.q, context)
-            right = _turn_right(turn, ans)
-            if turn.smalltalk:
-                count("smalltalk_accuracy", right)
-            elif turn.decline:
-                count("decline_accuracy", right)
-            elif turn.context:
-                count("follow_up_fact_accuracy", right)
-            else:
-                count("standalone_fact_accuracy", right)
-                if _turn_right(turn, answer(turn.q, ())):
-                    count("standalone_kept", right)
-            if not right:
-                got = f"{ans.kind} {list(ans.entry_ids[:1])}"
-                failures.append(f"{conv.id} turn {j} {turn.q!r}: got {got}, want {turn.facts}")
-            context.append(ans.turn)
-    return {m: _ratio(r, t) for m, (r, t) in tally.items()}, failures
+    return _tally([_play(conv, answer) for conv in conversations])
 
 
 def evaluate(engine: Engine, suite: Suite) -> EvalReport:
@@ -411,9 +428,10 @@ def evaluate(engine: Engine, suite: Suite) -> EvalReport:
     metrics: dict[str, dict[str, float]] = {}
     failures: dict[str, list[str]] = {}
     if suite.conversations:
+        played = [(c.half, _play(c, engine.answer)) for c in suite.conversations]  # once each
         for scope in ("all", *HALVES):
-            chosen = [c for c in suite.conversations if scope in ("all", c.half)]
-            metrics[scope], failures[scope] = score_conversations(chosen, engine.answer)
+            chosen = [p for half, p in played if scope in ("all", half)]
+            metrics[scope], failures[scope] = _tally(chosen)
         turns = [t for c in suite.conversations for t in c.turns]
         counts = {
             "conversations": len(suite.conversations),

@@ -119,7 +119,8 @@ def verify_weights(spec: ModelSpec) -> str:
 
 
 class TorchEmbedder:
-    """sentence-transformers on torch: the reference encoder, used to build the index."""
+    """sentence-transformers on torch: the reference the ONNX export is checked against, and the
+    encoder of builds whose model cannot be exported."""
 
     def __init__(self, spec: ModelSpec, *, verify: bool = True) -> None:
         self.spec = spec

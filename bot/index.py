@@ -8,7 +8,10 @@ Layout of an index folder::
 
 A build is written to a temporary folder and made live by replacing ``CURRENT`` in one rename,
 so a failed or killed build leaves the previous index exactly as it was. Unchanged texts reuse
-the previous build's vectors; a build with nothing changed does not load the model.
+the previous build's vectors; a build with nothing changed does not load the model. The query
+encoder comes first (the previous build's ONNX export of the same weights, or a new export
+checked against torch), and new texts are embedded with it: torch is loaded only to export, or
+to embed where the model cannot be exported.
 
 Usage::
 
@@ -321,16 +324,27 @@ def build_index(
     rows = _rows_for(knowledge)
     if progress is None:
         progress = sys.stderr.isatty()
-    vectors = _embed_rows(rows, spec, weights, reusable, embedder=embedder, progress=progress)
 
     build_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     tmp = index_dir / BUILDS / f".tmp-{build_id}"
     tmp.mkdir()
     try:
-        _write_data(tmp, knowledge, rows, vectors.matrix)
+        # The query encoder first (the previous build's, or exported now and checked against
+        # torch): what is new is then embedded with it, three times faster than torch.
         encoder = (
             {"kind": "injected"} if embedder is not None else _query_encoder(spec, tmp, reusable)
         )
+        onnx = encoder["kind"] == "onnx"
+        vectors = _embed_rows(
+            rows,
+            spec,
+            weights,
+            reusable,
+            embedder=embedder,
+            onnx=(tmp / ONNX_FILES[0], tmp / ONNX_FILES[1]) if onnx else None,
+            progress=progress,
+        )
+        _write_data(tmp, knowledge, rows, vectors.matrix)
         _write_manifest(
             tmp,
             build_id=build_id,
@@ -352,7 +366,9 @@ def build_index(
         embedded=vectors.embedded,
         reused=len(rows) - vectors.embedded,
         seconds=time.perf_counter() - started,
-        model_loaded=vectors.model_loaded,
+        # torch is loaded to embed, or to export a query encoder (none to reuse).
+        model_loaded=vectors.model_loaded
+        or (embedder is None and _current_export(reusable) is None),
     )
 
 
@@ -363,12 +379,12 @@ def _embed_rows(
     previous: LoadedIndex | None,
     *,
     embedder: Embedder | None,
+    onnx: tuple[Path, Path] | None,
     progress: bool,
 ) -> _Vectors:
     """A vector for every row: the previous build's where its text is unchanged, the others
-    embedded now: with ``embedder`` if given, else with the previous build's ONNX export of this
-    very model (a curator's edit then builds in a second, without torch), else with the model on
-    torch, loaded only if anything is missing."""
+    embedded now: with ``embedder`` if given, else with the build's ONNX query encoder of this
+    very model (``onnx``: its model and tokenizer files), else with the model on torch."""
     cache: dict[str, np.ndarray] = {}
     if previous is not None:
         cache = {r.sha: previous.embeddings[i] for i, r in enumerate(previous.rows)}
@@ -378,9 +394,8 @@ def _embed_rows(
         if embedder is not None:
             new = embedder.encode(missing)
         else:
-            export = _current_export(previous)
-            model_loaded = export is None
-            new = _embed_with_model(spec, export, missing, progress)
+            model_loaded = onnx is None
+            new = _embed_with_model(spec, onnx, missing, progress)
         for text, vector in zip(missing, new, strict=True):
             cache[_text_sha(text)] = vector
     return _Vectors(
@@ -403,18 +418,18 @@ def _current_export(previous: LoadedIndex | None) -> LoadedIndex | None:
 
 
 def _embed_with_model(
-    spec: ModelSpec, export: LoadedIndex | None, texts: list[str], progress: bool
+    spec: ModelSpec, onnx: tuple[Path, Path] | None, texts: list[str], progress: bool
 ) -> np.ndarray:
-    """``texts`` embedded with ``export``'s ONNX encoder (the same vectors, cosine >= 0.9999,
-    checked when it was exported), or with the model on torch when there is none."""
+    """``texts`` embedded with the ONNX query encoder ``onnx`` (torch's vectors, cosine >= 0.9999:
+    the export is checked against torch when it is made), or on torch where there is none."""
     from tqdm import tqdm
 
     encode: Callable[[list[str]], np.ndarray]
-    if export is not None and export.onnx_model is not None:
+    if onnx is not None:
         from bot.onnx_encoder import OnnxEncoder
 
-        onnx = OnnxEncoder(export.onnx_model, export.onnx_tokenizer, cache_size=0, batch_size=64)
-        encode, dimension = onnx.encode, onnx.dimension
+        encoder = OnnxEncoder(*onnx, cache_size=0, batch_size=64)
+        encode, dimension = encoder.encode, encoder.dimension
     else:
         from bot.embedding import TorchEmbedder
 

@@ -358,3 +358,32 @@ def test_a_model_saved_by_this_sentence_transformers_builds_with_its_own_onnx_ex
     assert (retrained * model.encode(questions, normalize_embeddings=True)).sum(axis=1).min() >= (
         0.9999
     )
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_be_exported_is_embedded_and_served_on_torch(
+    mini_settings: Settings, tmp_path: Path
+) -> None:
+    """A model the exporter does not take (here CLS pooling) still builds: the build says so in
+    one line, embeds on torch, and questions are then encoded on torch too."""
+    from bot.answer import Engine
+    from bot.embedding import TorchEmbedder, bundled_model_dir
+
+    cls = tmp_path / "cls-model"
+    shutil.copytree(bundled_model_dir(), cls)
+    pooling = cls / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    pooling.write_text(json.dumps(config))
+    r = ban_bot(
+        ["index", "build", "--knowledge", str(mini_settings.knowledge_dir),
+         "--index", str(mini_settings.index_dir), "--model", str(cls)],
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "ONNX export failed" in r.stderr and "only mean pooling" in r.stderr
+    assert "(16 embedded, 0 reused)" in r.stdout
+    built = load_index(mini_settings.index_dir)
+    assert built.manifest["query_encoder"] == {"kind": "torch"} and built.onnx_model is None
+    engine = Engine.load(mini_settings.with_overrides(model=str(cls)))
+    assert isinstance(engine.encoder, TorchEmbedder)
+    assert engine.answer("when do kaspersky updates stop?").entry_id == "updates-cutoff"

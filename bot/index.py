@@ -330,7 +330,8 @@ def build_index(
     tmp.mkdir()
     try:
         # The query encoder first (the previous build's, or exported now and checked against
-        # torch): what is new is then embedded with it, three times faster than torch.
+        # torch): what is new is then embedded with it, so a full build loads the model once
+        # (to export) and an edit does not load torch at all.
         encoder = (
             {"kind": "injected"} if embedder is not None else _query_encoder(spec, tmp, reusable)
         )
@@ -395,7 +396,7 @@ def _embed_rows(
             new = embedder.encode(missing)
         else:
             model_loaded = onnx is None
-            new = _embed_with_model(spec, onnx, missing, progress)
+            new = _embed_texts(spec, onnx, missing, progress)
         for text, vector in zip(missing, new, strict=True):
             cache[_text_sha(text)] = vector
     return _Vectors(
@@ -417,7 +418,7 @@ def _current_export(previous: LoadedIndex | None) -> LoadedIndex | None:
     return None
 
 
-def _embed_with_model(
+def _embed_texts(
     spec: ModelSpec, onnx: tuple[Path, Path] | None, texts: list[str], progress: bool
 ) -> np.ndarray:
     """``texts`` embedded with the ONNX query encoder ``onnx`` (torch's vectors, cosine >= 0.9999:
@@ -516,11 +517,11 @@ def _make_live(
 def _query_encoder(spec: ModelSpec, out: Path, previous: LoadedIndex | None) -> dict[str, Any]:
     """Give the build a torch-free query encoder: reuse the previous export (if this version of
     the exporter made it) or export anew."""
-    if _current_export(previous) is not None:
-        assert previous is not None
+    reused = _current_export(previous)
+    if reused is not None:
         for name in ONNX_FILES:
-            shutil.copy2(previous.path / name, out / name)
-        return dict(previous.manifest["query_encoder"])
+            shutil.copy2(reused.path / name, out / name)
+        return dict(reused.manifest["query_encoder"])
     try:
         from bot.onnx_encoder import export_onnx
 

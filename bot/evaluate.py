@@ -409,13 +409,6 @@ def _tally(played: Sequence[_Played]) -> tuple[dict[str, float], list[str]]:
     return {m: _ratio(r, t) for m, (r, t) in tally.items()}, failures
 
 
-def score_conversations(
-    conversations: Sequence[Conversation], answer: Callable[[str, Sequence[Turn]], Answer]
-) -> tuple[dict[str, float], list[str]]:
-    """Play each conversation turn by turn, the context growing as it would in a thread."""
-    return _tally([_play(conv, answer) for conv in conversations])
-
-
 def evaluate(engine: Engine, suite: Suite) -> EvalReport:
     """Answer every case (or play every conversation) and score all of them and each half."""
     known = set(engine.knowledge.by_id)

@@ -99,21 +99,24 @@ def real_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def once_per_run(
-    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], Path]
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]
 ) -> Path:
-    """``make(folder)`` once per test run, even across pytest-xdist's workers: the first to take
-    the lock makes it, the others wait and share it. ``make`` returns what the tests use."""
+    """The folder ``make(folder)`` fills, once per test run, even across pytest-xdist's workers:
+    the first to take the lock makes it, the others wait and share it."""
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        return make(tmp_path_factory.mktemp(name))
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
     shared = tmp_path_factory.getbasetemp().parent / name
     done = shared.with_name(f"{name}.done")
     with FileLock(f"{shared}.lock"):
         if not done.exists():
-            done.write_text(str(make(shared)))
-        return Path(done.read_text())
+            make(shared)
+            done.touch()
+    return shared
 
 
-def _build_real_index(index_dir: Path) -> Path:
+def _build_real_index(index_dir: Path) -> None:
     from bot.embedding import BUNDLED_SHA256
     from bot.index import IndexLoadError, build_index, load_index
 
@@ -134,7 +137,6 @@ def _build_real_index(index_dir: Path) -> Path:
         shutil.copytree(repo.path, index_dir / "builds" / repo.path.name)
         (index_dir / "CURRENT").write_text(repo.path.name + "\n")
     build_index(Settings(knowledge_dir=REAL_KNOWLEDGE, index_dir=index_dir), progress=False)
-    return index_dir
 
 
 @pytest.fixture(scope="session")

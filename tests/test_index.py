@@ -194,8 +194,7 @@ def test_an_index_from_an_older_exporter_is_exported_anew(
     exports the query encoder again, reusing every vector. The export is deterministic: the same
     bytes as the build it replaces (a change to the exporter must bump ONNX_EXPORT_VERSION), and
     it leaves nothing else behind."""
-    settings = real_settings.with_overrides(index_dir=tmp_path / "index")
-    shutil.copytree(real_settings.index_dir, settings.index_dir)
+    settings = real_settings.with_overrides(index_dir=_seeded(tmp_path / "index", real_settings))
     build = current_build(settings.index_dir)
     assert build is not None
     manifest = json.loads((build / "manifest.json").read_text())
@@ -224,7 +223,7 @@ def test_an_edit_is_embedded_with_the_onnx_export_and_never_imports_torch(
         knowledge_dir=tmp_path / "knowledge", index_dir=tmp_path / "index"
     )
     shutil.copytree(real_settings.knowledge_dir, settings.knowledge_dir)
-    shutil.copytree(real_settings.index_dir, settings.index_dir)
+    _seeded(settings.index_dir, real_settings)
     added = "Is this a question a curator added this morning?"
     _add_question(settings.knowledge_dir / "timeline.yaml", "updates-cutoff", added)
     code = (

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import ban_bot
+from conftest import once_per_run
 from fakes import FakeEmbedder
 
 from bot.config import Settings
@@ -188,13 +189,14 @@ def test_real_build_records_model_and_onnx(real_settings: Settings) -> None:
 
 @pytest.mark.slow
 def test_an_index_from_an_older_exporter_is_exported_anew(
-    real_settings: Settings, tmp_path: Path
+    mini_settings: Settings, tiny_model: Path
 ) -> None:
     """After an upgrade that changed the ONNX export, the check says so and the next build
     exports the query encoder again, reusing every vector. The export is deterministic: the same
     bytes as the build it replaces (a change to the exporter must bump ONNX_EXPORT_VERSION), and
     it leaves nothing else behind."""
-    settings = real_settings.with_overrides(index_dir=_seeded(tmp_path / "index", real_settings))
+    settings = mini_settings.with_overrides(model=str(tiny_model))
+    assert build_index(settings, progress=False).embedded == 16
     build = current_build(settings.index_dir)
     assert build is not None
     manifest = json.loads((build / "manifest.json").read_text())
@@ -301,25 +303,57 @@ def test_progress_bar_on_a_terminal_only(
     assert "%|" not in piped.stdout + piped.stderr
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BERT of two layers 32 wide with the bundled model's tokenizer, random weights (seeded),
+    saved by the installed sentence-transformers: exported in a second where the bundled model
+    takes several, for the tests about exporting any model rather than about answering well."""
+    return once_per_run(tmp_path_factory, "tiny-model", _save_tiny_model)
+
+
+def _save_tiny_model(folder: Path) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import BertConfig, BertModel
+
+    from bot.embedding import bundled_model_dir
+
+    bert = folder.with_name(f"{folder.name}-bert")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512,
+    )  # fmt: skip
+    BertModel(config).save_pretrained(bert)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (bundled_model_dir() / name).exists():
+            shutil.copy(bundled_model_dir() / name, bert / name)
+    modules = [Transformer(str(bert), max_seq_length=256), Pooling(32, "mean"), Normalize()]
+    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+
+
 @pytest.mark.slow
 def test_a_model_saved_by_this_sentence_transformers_builds_with_its_own_onnx_export(
-    mini_settings: Settings, tmp_path: Path
+    mini_settings: Settings, tiny_model: Path, tmp_path: Path
 ) -> None:
     """BAN_BOT_MODEL takes a local folder saved by the installed sentence-transformers (6.2
     writes ``pooling_mode`` and no max_seq_length in sentence_bert_config.json): the manifest
-    records it, its weights hash and its own ONNX export, which answers like torch, and the
+    records it, its weights hash and its own ONNX export, which encodes like torch, and the
     default model then reads as a mismatch. Retrained in place, ``--force`` embeds and exports it
     anew."""
     import torch
     from sentence_transformers import SentenceTransformer
 
     from bot.answer import Engine
-    from bot.embedding import bundled_model_dir, sha256_file
+    from bot.embedding import sha256_file
     from bot.onnx_encoder import OnnxEncoder
 
     saved = tmp_path / "my-model"
-    model = SentenceTransformer(str(bundled_model_dir()), device="cpu")
-    model.save(str(saved))
+    shutil.copytree(tiny_model, saved)
+    model = SentenceTransformer(str(saved), device="cpu")
+    assert "max_seq_length" not in json.loads((saved / "sentence_bert_config.json").read_text())
+    assert json.loads((saved / "1_Pooling" / "config.json").read_text())["pooling_mode"] == "mean"
     env = {"BAN_BOT_MODEL": str(saved)}
     build = ["index", "build", "--knowledge", str(mini_settings.knowledge_dir),
              "--index", str(mini_settings.index_dir)]  # fmt: skip
@@ -329,13 +363,14 @@ def test_a_model_saved_by_this_sentence_transformers_builds_with_its_own_onnx_ex
     manifest = load_index(mini_settings.index_dir).manifest
     assert manifest["model"]["name"] == str(saved.resolve())
     assert manifest["model"]["weights_sha256"] == sha256_file(saved / "model.safetensors")
+    assert manifest["model"]["dimension"] == 32
     assert manifest["query_encoder"]["kind"] == "onnx"
     assert any("built with model" in p for p in check_index(mini_settings))
 
     settings = mini_settings.with_overrides(model=str(saved))
     engine = Engine.load(settings)
     assert isinstance(engine.encoder, OnnxEncoder)
-    assert engine.answer("when do kaspersky updates stop?").entry_id == "updates-cutoff"
+    assert engine.answer("when do kaspersky updates stop?").kind in ("answer", "decline")
     questions = ["when do kaspersky updates stop?", "ban?", "antivirus " * 400]
     ours = engine.encoder.encode(questions)
     theirs = model.encode(questions, normalize_embeddings=True)

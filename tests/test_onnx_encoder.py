@@ -76,7 +76,7 @@ def model_dir() -> Path:
 @pytest.fixture(scope="module")
 def exported(real_index_dir: Path) -> Path:
     """The real index's query encoder: what ``export_onnx`` made of the bundled model when the
-    index was built (test_index.py exports it again and finds the same bytes)."""
+    index was built (test_index.py checks that an export is deterministic)."""
     build = current_build(real_index_dir)
     assert build is not None
     return build / "model.onnx"

@@ -332,8 +332,9 @@ def build_index(
         # The query encoder first (the previous build's, or exported now and checked against
         # torch): what is new is then embedded with it, so a full build loads the model once
         # (to export) and an edit does not load torch at all.
+        export = _current_export(reusable)
         encoder = (
-            {"kind": "injected"} if embedder is not None else _query_encoder(spec, tmp, reusable)
+            {"kind": "injected"} if embedder is not None else _query_encoder(spec, tmp, export)
         )
         onnx = encoder["kind"] == "onnx"
         vectors = _embed_rows(
@@ -368,8 +369,7 @@ def build_index(
         reused=len(rows) - vectors.embedded,
         seconds=time.perf_counter() - started,
         # torch is loaded to embed, or to export a query encoder (none to reuse).
-        model_loaded=vectors.model_loaded
-        or (embedder is None and _current_export(reusable) is None),
+        model_loaded=vectors.model_loaded or (embedder is None and export is None),
     )
 
 
@@ -514,10 +514,9 @@ def _make_live(
     _fsync_dir(index_dir)
 
 
-def _query_encoder(spec: ModelSpec, out: Path, previous: LoadedIndex | None) -> dict[str, Any]:
-    """Give the build a torch-free query encoder: reuse the previous export (if this version of
-    the exporter made it) or export anew."""
-    reused = _current_export(previous)
+def _query_encoder(spec: ModelSpec, out: Path, reused: LoadedIndex | None) -> dict[str, Any]:
+    """Give the build a torch-free query encoder: copy the export of ``reused`` (the previous
+    build, when :func:`_current_export` accepts it) or export anew."""
     if reused is not None:
         for name in ONNX_FILES:
             shutil.copy2(reused.path / name, out / name)

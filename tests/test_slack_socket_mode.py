@@ -68,6 +68,10 @@ def rig(real_settings: Settings, real_engine: Any, tmp_path: Path) -> Iterator[S
             sm.wait_connected()
             yield SocketModeRig(api, sm)
         finally:
+            # Slack's side hangs up first: the client's read then returns at once, instead of
+            # after slack_sdk's 3 s receive timeout, and nothing reconnects.
+            handler.client.auto_reconnect_enabled = False
+            sm.hang_up()
             handler.close()
             store.close()
 

@@ -80,6 +80,12 @@ class MockSocketMode:
         for ws in list(self._connections):
             asyncio.run_coroutine_threadsafe(ws.send(json.dumps(envelope)), self._loop).result(5)
 
+    def hang_up(self) -> None:
+        """Close every connection from Slack's side, with a close frame, as Slack does when it
+        retires a connection."""
+        for ws in list(self._connections):
+            asyncio.run_coroutine_threadsafe(ws.close(), self._loop).result(5)
+
     def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self._cond:

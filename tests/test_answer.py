@@ -89,6 +89,24 @@ def test_near_domain_questions_the_ban_covers_are_answered(
 
 
 @pytest.mark.parametrize(
+    "question",
+    [
+        "is it still ok to use kaspersky at home?",
+        "am i allowed to keep kaspersky on my home laptop",
+        "I have kaspersky at home, can I keep it?",
+    ],
+)
+def test_a_home_user_asking_to_keep_kaspersky_is_told_it_is_legal_but_unprotected(
+    real_engine: Engine, question: str
+) -> None:
+    """The most common question, not the federal rule: NDAA section 1634's phrasings ("what
+    about my own?") used to pull it, and the answer was about federal agencies."""
+    a = real_engine.answer(question)
+    assert a.answered and a.entry_ids[0] != "ndaa-section-1634", (question, a.entry_ids)
+    assert "not illegal" in a.text and "September 29, 2024" in a.text, (question, a.text)
+
+
+@pytest.mark.parametrize(
     ("question", "words"),
     [("hi", "ban-bot"), ("thanks!", "welcome"), ("who are you?", "ban-bot")],
 )

@@ -302,12 +302,24 @@ def test_context_skips_small_talk_and_declines(real_engine: Engine) -> None:
     assert again.in_context and "12" in again.text
 
 
-@pytest.mark.parametrize("remark", ["lmao ok", "fair", "ok noted", "gotcha, thanks anyway"])
+@pytest.mark.parametrize(
+    "remark",
+    [
+        "lmao ok",
+        "fair",
+        "ok noted",
+        "gotcha, thanks anyway",
+        "ok thanks for that",
+        "wow that's so wild",
+        "ugh, that really sucks",
+    ],
+)
 def test_an_acknowledgement_after_an_answer_is_small_talk_not_the_fact_again(
     real_engine: Engine, remark: str
 ) -> None:
-    """People say "lmao ok" or "fair" to an answer in a thread; read in its context, a remark
-    like that once pulled the previous answer back up. None of these is a phrasing as written."""
+    """People say "lmao ok" or "that sucks" to an answer in a thread; read in its context, a
+    remark like that (above all one with "that" in it) once pulled the previous answer back up.
+    None of these is a phrasing as written."""
     first = real_engine.answer("when do kaspersky updates stop?")
     reply = real_engine.answer(remark, context=[first.turn])
     assert reply.kind == "smalltalk" and not reply.in_context and not reply.sources

@@ -39,10 +39,11 @@ def test_real_world_and_conversation_sets_are_judged_on_their_held_out_half() ->
     assert {"fact_accuracy", "decline_precision", "decline_recall"} <= set(real.held_out_targets)
     assert min(real.held_out_targets.values()) >= 0.90
     assert conv.held_out_targets["follow_up_fact_accuracy"] >= 0.90
-    # Every target has a floor below it that fails the build, at today's held-out figures.
+    # Every target has a floor that fails the build, at today's held-out figures: below the
+    # target while it is not met, at or above it once it is.
     for suite in (real, conv):
-        for name, target in suite.held_out_targets.items():
-            assert 0.8 <= suite.held_out_thresholds[name] <= target, (suite.name, name)
+        for name in suite.held_out_targets:
+            assert 0.8 <= suite.held_out_thresholds[name] <= 1.0, (suite.name, name)
     assert conv.held_out_thresholds["standalone_kept"] == 1.0
     # The existing set keeps today's figures as its floor.
     floor = load_suite(DEFAULT_CASES).thresholds

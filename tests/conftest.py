@@ -23,7 +23,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # make test runs two workers on two cores: one thread each for onnxruntime, FAISS and torch,
-    # or their spinning thread pools take the cores from each other (about 20 s of CPU a run).
+    # or their spinning thread pools take the cores from each other (20-30 s of CPU a run).
     # The benchmark, not the tests, measures speed, with the defaults.
     os.environ.setdefault("BAN_BOT_ENCODER_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")

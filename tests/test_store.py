@@ -22,7 +22,7 @@ from pg import PostgresServer, started_or_skipped
 
 from bot import db
 from bot.config import ConfigError, Settings
-from bot.store import DB_FILE, POOL_TIMEOUT, SALT_FILE, Store
+from bot.store import DB_FILE, SALT_FILE, Store
 
 T = TypeVar("T")
 BACKENDS = ["sqlite", "postgresql"]
@@ -447,7 +447,7 @@ def test_the_store_fails_fast_while_postgresql_is_away_and_recovers_after(
     """An outage (or a restart of PostgreSQL) under a running store: each call fails within
     seconds instead of hanging, and the same store works again once the server is back."""
     # The pool's wait for a connection, shortened from its 3 s: the same path, sooner.
-    pool_timeout = POOL_TIMEOUT / 3
+    pool_timeout = db.POOL_TIMEOUT / 3
     monkeypatch.setattr(db, "POOL_TIMEOUT", pool_timeout)
     server = started_or_skipped()  # its own server: the session's keeps running
     store = Store.open(Settings(database_url=server.url()), prune_every=None)

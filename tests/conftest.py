@@ -48,6 +48,25 @@ REAL_KNOWLEDGE = ROOT / "knowledge"
 FIXED_NOW = dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC)
 
 
+# The test files that load torch and sentence-transformers (the reference model, the ONNX export):
+# importing them costs each process about 6.5 s of CPU, so under pytest-xdist they all go to one
+# worker. pytest-xdist's own `--dist loadgroup` cannot do it with pytest 9.2 (it renames
+# `item._nodeid`, which pytest 9.2 no longer reads), so the scheduler below does.
+TORCH_TEST_FILES = ("tests/test_fast_path.py", "tests/test_index.py", "tests/test_onnx_encoder.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``-n``'s load balancing, one test at a time, except that the tests in
+    ``TORCH_TEST_FILES`` are one unit of work, sent first (it is the largest) to one worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TorchOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "torch" if nodeid.startswith(TORCH_TEST_FILES) else nodeid
+
+    return TorchOnOneWorker(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the real index (built with the real model) is ``slow``, so
     ``make quick`` (``-m "not slow"``) leaves it out; tests that load the model themselves are

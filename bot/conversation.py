@@ -53,10 +53,13 @@ _REFERS_BACK = re.compile(
     r"too|else|either)\b|^\W*(and|but|so|or|what about|how about|why|when|how come)\b",
     re.IGNORECASE,
 )
+# Small talk read with less confidence than this, that points back ("why didnt they ask me",
+# "anything else drop it then"), may be a follow-up: the reading in context may win over it.
+SMALLTALK_UNSURE = 0.7
 # Only this much of the previous question is used (it is user text, and only its topic counts).
 MAX_TOPIC_CHARS = 300
-# Tuned together on the tune half of tests/eval/conversations.yaml and on the development set
-# tests/eval/dev/conversations_dev.yaml (see README, "Follow-ups").
+# Tuned together on the tune half of tests/eval/conversations.yaml and on the development sets
+# tests/eval/dev/conversations_dev*.yaml (see README, "Follow-ups").
 
 
 def read_in_context(
@@ -73,10 +76,19 @@ def read_in_context(
     The topic is the user's earlier question and the first phrasing of the entry that answered
     it. Read in context, the dense similarity blends the follow-up with the topic, the lexical
     score reads both, and the prior leans to what the follow-up asks for and to the topic's
-    related entries. Small talk and out-of-scope questions always stand alone.
+    related entries. Out-of-scope questions, confident small talk and questions declined alone
+    whose nearest entry is product support always stand alone.
     """
-    if standalone.kind in ("smalltalk", "out-of-scope"):
+    refers_back = bool(_REFERS_BACK.search(question))
+    unsure_smalltalk = (
+        standalone.kind == "smalltalk" and standalone.score < SMALLTALK_UNSURE and refers_back
+    )
+    if standalone.kind in ("smalltalk", "out-of-scope") and not unsure_smalltalk:
         return standalone  # hello, thanks and product support are never about the topic
+    if standalone.kind == "decline" and _nearest_is_out_of_scope(state, standalone):
+        # Declined alone, and nearest to a product-support decline ("please write up the memo
+        # for our clients"): asked mid-thread, it is still a request the bot does not serve.
+        return standalone
     if standalone.kind != "decline" and standalone.score >= STANDS_ALONE:
         return standalone
     searcher = state.searcher
@@ -84,7 +96,7 @@ def read_in_context(
     if (
         SELF_CONTAINED_TERMS
         and standalone.kind != "decline"
-        and not _REFERS_BACK.search(question)
+        and not refers_back
         and len(known_terms) >= SELF_CONTAINED_TERMS
     ):
         return standalone  # names its own subject and points at nothing before it
@@ -117,3 +129,12 @@ def read_in_context(
     if contextual.answered and contextual.score > standalone.score + margin:
         return replace(contextual, in_context=True)
     return standalone
+
+
+def _nearest_is_out_of_scope(state: _State, answer: Answer) -> bool:
+    """Whether the entry nearest to a declined question is a product-support (out-of-scope)
+    decline rather than a fact or small talk."""
+    if not answer.entry_ids:
+        return False
+    nearest = state.index.knowledge.by_id.get(answer.entry_ids[0])
+    return nearest is not None and nearest.category == "out-of-scope"

@@ -294,6 +294,37 @@ def test_off_topic_after_a_topic_is_not_pulled_into_it(real_engine: Engine) -> N
     assert weather.declined and not weather.in_context
 
 
+@pytest.mark.parametrize(
+    ("topic", "follow_up"),
+    [
+        ("did kaspersky warn people before it replaced itself with ultraav", "why wasnt i asked"),
+        ("when did the fcc add kaspersky to the covered list", "anything else added then"),
+    ],
+)
+def test_a_follow_up_that_alone_reads_as_unsure_small_talk_is_answered_in_context(
+    real_engine: Engine, topic: str, follow_up: str
+) -> None:
+    first = real_engine.answer(topic)
+    alone = real_engine.answer(follow_up)
+    assert alone.declined  # alone: small talk or "I don't know", not a fact
+    in_thread = real_engine.answer(follow_up, context=[first.turn])
+    assert in_thread.in_context and in_thread.answered
+    assert in_thread.entry_ids[0] == first.entry_ids[0]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    ["please write up the memo for our clients", "can you move my saved logins out of it for me"],
+)
+def test_a_product_support_request_mid_thread_is_still_declined(
+    real_engine: Engine, request_: str
+) -> None:
+    first = real_engine.answer("our msp still runs kaspersky for clients, what do we do")
+    assert first.answered
+    reply = real_engine.answer(request_, context=[first.turn])
+    assert reply.declined and not reply.in_context
+
+
 def test_context_skips_small_talk_and_declines(real_engine: Engine) -> None:
     first = real_engine.answer("who was sanctioned by OFAC?")
     thanks = real_engine.answer("thanks!", context=[first.turn])

@@ -56,6 +56,11 @@ _REFERS_BACK = re.compile(
 # Small talk read with less confidence than this, that points back ("why didnt they ask me",
 # "anything else drop it then"), may be a follow-up: the reading in context may win over it.
 SMALLTALK_UNSURE = 0.7
+# A short turn that points back and names at most this many known terms ("what about mac?", "why
+# the vpn too", "does that apply on macs too") may be a follow-up even where, alone, it reads as
+# product support; a longer request ("can you help me move my password manager vault somewhere
+# else") stays declined.
+SHORT_ASIDE_TERMS = 3
 # Only this much of the previous question is used (it is user text, and only its topic counts).
 MAX_TOPIC_CHARS = 300
 # Tuned together on the tune half of tests/eval/conversations.yaml and on the development sets
@@ -76,14 +81,20 @@ def read_in_context(
     The topic is the user's earlier question and the first phrasing of the entry that answered
     it. Read in context, the dense similarity blends the follow-up with the topic, the lexical
     score reads both, and the prior leans to what the follow-up asks for and to the topic's
-    related entries. Out-of-scope questions, confident small talk and questions declined alone
-    whose nearest entry is product support always stand alone.
+    related entries. Out-of-scope questions (but for short asides that point back, "what about
+    mac?"), confident small talk and questions declined alone whose nearest entry is product
+    support always stand alone.
     """
     refers_back = bool(_REFERS_BACK.search(question))
     unsure_smalltalk = (
         standalone.kind == "smalltalk" and standalone.score < SMALLTALK_UNSURE and refers_back
     )
-    if standalone.kind in ("smalltalk", "out-of-scope") and not unsure_smalltalk:
+    searcher = state.searcher
+    known_terms = searcher.lexical.query_terms(question)[0]
+    short_aside = (
+        standalone.kind == "out-of-scope" and refers_back and len(known_terms) <= SHORT_ASIDE_TERMS
+    )
+    if standalone.kind in ("smalltalk", "out-of-scope") and not (unsure_smalltalk or short_aside):
         return standalone  # hello, thanks and product support are never about the topic
     if standalone.kind == "decline" and _nearest_is_out_of_scope(state, standalone):
         # Declined alone, and nearest to a product-support decline ("please write up the memo
@@ -91,8 +102,6 @@ def read_in_context(
         return standalone
     if standalone.kind != "decline" and standalone.score >= STANDS_ALONE:
         return standalone
-    searcher = state.searcher
-    known_terms = searcher.lexical.query_terms(question)[0]
     if (
         SELF_CONTAINED_TERMS
         and standalone.kind != "decline"

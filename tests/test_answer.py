@@ -312,6 +312,18 @@ def test_a_follow_up_that_alone_reads_as_unsure_small_talk_is_answered_in_contex
     assert in_thread.entry_ids[0] == first.entry_ids[0]
 
 
+def test_a_short_aside_that_alone_reads_as_product_support_is_answered_in_context(
+    real_engine: Engine,
+) -> None:
+    first = real_engine.answer("when did kaspersky updates stop")
+    assert real_engine.answer("what about on mac?").kind == "out-of-scope"
+    aside = real_engine.answer("what about on mac?", context=[first.turn])
+    assert aside.in_context and aside.answered and "mac" in aside.text.lower()
+    # A support request that points back is still declined.
+    uninstall = real_engine.answer("can you help me uninstall it", context=[first.turn])
+    assert uninstall.kind == "out-of-scope" and not uninstall.in_context
+
+
 @pytest.mark.parametrize(
     "request_",
     ["please write up the memo for our clients", "can you move my saved logins out of it for me"],

@@ -86,16 +86,14 @@ def read_in_context(
     support always stand alone.
     """
     refers_back = bool(_REFERS_BACK.search(question))
-    unsure_smalltalk = (
-        standalone.kind == "smalltalk" and standalone.score < SMALLTALK_UNSURE and refers_back
-    )
+    if standalone.kind == "smalltalk" and not (refers_back and standalone.score < SMALLTALK_UNSURE):
+        return standalone  # hello and thanks are never about the topic
     searcher = state.searcher
     known_terms = searcher.lexical.query_terms(question)[0]
-    short_aside = (
-        standalone.kind == "out-of-scope" and refers_back and len(known_terms) <= SHORT_ASIDE_TERMS
-    )
-    if standalone.kind in ("smalltalk", "out-of-scope") and not (unsure_smalltalk or short_aside):
-        return standalone  # hello, thanks and product support are never about the topic
+    if standalone.kind == "out-of-scope" and not (
+        refers_back and len(known_terms) <= SHORT_ASIDE_TERMS
+    ):
+        return standalone  # product support is never about the topic, but for a short aside
     if standalone.kind == "decline" and _nearest_is_out_of_scope(state, standalone):
         # Declined alone, and nearest to a product-support decline ("please write up the memo
         # for our clients"): asked mid-thread, it is still a request the bot does not serve.

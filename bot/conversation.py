@@ -48,11 +48,17 @@ FOLLOW_UP_FLOOR = 0.2
 # A question that points back at nothing ("that", "it", "they", "and ...?", "what about ...")
 # and names this many subjects the knowledge set knows stands alone, when it has an answer.
 SELF_CONTAINED_TERMS = 3
+_PRONOUNS = r"it|its|that|this|those|these|they|them|their|he|him|his|she|her"
 _REFERS_BACK = re.compile(
-    r"\b(it|its|that|this|those|these|they|them|their|he|him|his|she|her|there|then|same|also|"
-    r"too|else|either)\b|^\W*(and|but|so|or|what about|how about|why|when|how come)\b",
+    rf"\b({_PRONOUNS}|there|then|same|also|too|else|either)\b"
+    r"|^\W*(and|but|so|or|what about|how about|why|when|how come)\b",
     re.IGNORECASE,
 )
+# A turn that points back with a pronoun ("who signed it", "did commerce buy it") has no subject
+# of its own: read alone, it answers about some other "it". Its reading in context needs this
+# much less of a margin, and may win even while it scores a little lower.
+PRONOUN_CREDIT = 0.1
+_PRONOUN = re.compile(rf"\b({_PRONOUNS})\b", re.IGNORECASE)
 # Small talk read with less confidence than this, that points back ("why didnt they ask me",
 # "anything else drop it then"), may be a follow-up: the reading in context may win over it.
 SMALLTALK_UNSURE = 0.7
@@ -133,6 +139,8 @@ def read_in_context(
         topic_weight=TOPIC_WEIGHT,
     )
     margin = CONTEXT_MARGIN + MARGIN_SLOPE * max(0.0, standalone.score - engine.min_score)
+    if _PRONOUN.search(question):
+        margin -= PRONOUN_CREDIT
     if contextual.answered and contextual.score > standalone.score + margin:
         return replace(contextual, in_context=True)
     return standalone

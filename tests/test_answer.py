@@ -372,3 +372,14 @@ def test_context_of_a_removed_entry_is_ignored(real_engine: Engine) -> None:
     stale = Turn("when did updates stop?", ("an-entry-that-no-longer-exists",))
     a = real_engine.answer("why?", context=[stale])
     assert not a.in_context
+
+
+def test_a_follow_up_that_points_back_with_a_pronoun_is_read_about_the_topic(
+    real_engine: Engine,
+) -> None:
+    first = real_engine.answer("can kaspersky tech be hidden inside other brands")
+    assert first.answered
+    # Alone, "that" is whatever scores best: the exclusions, not the products just asked about.
+    assert "integrat" not in real_engine.answer("so is that banned too?").text.lower()
+    follow_up = real_engine.answer("so is that banned too?", context=[first.turn])
+    assert follow_up.in_context and "integrat" in follow_up.text.lower()

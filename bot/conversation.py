@@ -3,7 +3,9 @@
 A follow-up such as "why?", "how many people?" or "and on Macs?" does not stand alone. The
 engine scores the question twice, alone and joined with the previous topic, and the joined
 reading wins only when it is clearly the better one: the standalone reading wins ties, so a new
-topic in the same thread is answered as if asked fresh.
+topic in the same thread is answered as if asked fresh. The one exception is a turn that points
+back with a pronoun ("who signed it"): with no subject of its own, its joined reading may win
+while scoring a little lower.
 
 Usage::
 

@@ -88,6 +88,12 @@ def encoder(exported: Path) -> OnnxEncoder:
 
 
 @pytest.fixture(scope="module")
+def encoder_in_fours(exported: Path) -> OnnxEncoder:
+    """The same export batching in fours: longer batches are sorted by length and chunked."""
+    return OnnxEncoder(exported, exported.with_name("tokenizer.json"), batch_size=4)
+
+
+@pytest.fixture(scope="module")
 def st_model(model_dir: Path) -> Any:
     from sentence_transformers import SentenceTransformer
 
@@ -101,12 +107,11 @@ def test_questions_cover_the_edge_cases() -> None:
 
 
 @pytest.mark.slow
-def test_matches_sentence_transformers(exported: Path, st_model: Any) -> None:
+def test_matches_sentence_transformers(encoder_in_fours: OnnxEncoder, st_model: Any) -> None:
     # Both sides sort by length and batch in fours, so the two questions of 256 tokens are not
     # padded onto the 29 short ones (that took about 6 s of CPU; test_batch_equals_single checks
     # that batching does not change the vectors).
-    encoder = OnnxEncoder(exported, exported.with_name("tokenizer.json"), batch_size=4)
-    ours = encoder.encode(QUESTIONS, cache=False)
+    ours = encoder_in_fours.encode(QUESTIONS, cache=False)
     theirs = st_model.encode(
         QUESTIONS, batch_size=4, normalize_embeddings=True, convert_to_numpy=True
     )
@@ -139,11 +144,10 @@ def test_truncates_like_sentence_transformers(
 
 
 @pytest.mark.slow
-def test_batch_equals_single(exported: Path) -> None:
+def test_batch_equals_single(exported: Path, encoder_in_fours: OnnxEncoder) -> None:
     # batch_size=4 also exercises the length-sorted chunking and the order it restores.
-    encoder = OnnxEncoder(exported, exported.with_name("tokenizer.json"), batch_size=4)
-    batch = encoder.encode(QUESTIONS)
-    single = np.vstack([encoder.encode([q], cache=False) for q in QUESTIONS])
+    batch = encoder_in_fours.encode(QUESTIONS)
+    single = np.vstack([encoder_in_fours.encode([q], cache=False) for q in QUESTIONS])
     assert batch.shape == single.shape
     assert float(np.min(cosines(batch, single))) >= 0.99999
     # One batch: the shortest questions padded to the longest (truncated at 256 tokens).

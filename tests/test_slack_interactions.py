@@ -200,8 +200,11 @@ def test_metrics_count_questions_and_feedback(slack_http: SlackHarness) -> None:
     slack.api.wait_for("chat.postEphemeral")
 
     def scraped_after_both() -> str:
+        # The question is counted once its answer is posted and the working indicator is
+        # cleared, so the vote may be counted first: wait for both.
         text = http(f"{slack.url}/metrics").body.decode()
-        return text if _metric(text, votes) > _metric(before, votes) else ""
+        counted = [_metric(text, m) > _metric(before, m) for m in (asked, votes)]
+        return text if all(counted) else ""
 
     after = eventually(scraped_after_both)
     assert _metric(after, asked) == _metric(before, asked) + 1

@@ -93,8 +93,14 @@ class Answer:
     follow_ups: tuple[FollowUp, ...] = ()
     examples: tuple[str, ...] = ()
     category: str | None = None
-    # True when the question was read as a follow-up of the conversation's previous topic.
+    # True when the question was read as a follow-up of the conversation's previous topic;
+    # ``topic`` then names that topic (the first phrasing of the entry the previous turn was
+    # answered with: curated, never the user's text), and ``alone_differs`` says
+    # whether the question read on its own gets another factual answer (surfaces offer to ask
+    # it on its own, so a follow-up read the wrong way costs one click).
     in_context: bool = False
+    topic: str | None = None
+    alone_differs: bool = False
     hits: tuple[Hit, ...] = field(default=(), repr=False)
 
     @property

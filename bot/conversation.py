@@ -144,7 +144,12 @@ def read_in_context(
     if _PRONOUN.search(question):
         margin -= PRONOUN_CREDIT
     if contextual.answered and contextual.score > standalone.score + margin:
-        return replace(contextual, in_context=True)
+        return replace(
+            contextual,
+            in_context=True,
+            topic=entry.questions[0],
+            alone_differs=standalone.answered and standalone.entry_id != contextual.entry_id,
+        )
     return standalone
 
 

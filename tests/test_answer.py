@@ -242,6 +242,21 @@ def test_a_follow_up_is_answered_about_the_previous_topic(real_engine: Engine) -
     assert how_many.answered and how_many.in_context and "12" in how_many.text
     alone = real_engine.answer("how many people?")
     assert "12" not in alone.text or not alone.answered
+    # What it was read about, and that asking it on its own would answer something else.
+    assert how_many.topic == real_engine.knowledge.by_id[first.entry_ids[0]].questions[0]
+    assert how_many.alone_differs and alone.answered and alone.entry_id != how_many.entry_id
+    assert alone.topic is None and not alone.alone_differs
+
+
+def test_a_follow_up_that_means_nothing_alone_offers_no_other_reading(
+    real_engine: Engine,
+) -> None:
+    first = real_engine.answer("when did kaspersky updates stop?")
+    why = real_engine.answer("why?", context=[first.turn])
+    assert (
+        why.in_context and why.topic == real_engine.knowledge.by_id["updates-cutoff"].questions[0]
+    )
+    assert real_engine.answer("why?").declined and not why.alone_differs
 
 
 def test_why_after_an_answer_gives_the_reasons(real_engine: Engine) -> None:

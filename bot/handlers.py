@@ -74,11 +74,13 @@ def converse(
     now: dt.datetime,
     gap: dt.timedelta | None = None,
     user_id: str | None = None,
+    alone: bool = False,
 ) -> Reply:
     """Answer ``text`` in the conversation ``key`` (a thread, a DM, the chat session) and
     record the turn, so that the next follow-up is read in its context. With ``gap`` (DMs), the
-    turns before a quiet gap that long are not context any more."""
-    context = conversations.context(key, now=now, gap=gap)
+    turns before a quiet gap that long are not context any more. With ``alone`` ("Ask it on its
+    own instead"), the question is read without the context, and its turn is still recorded."""
+    context = () if alone else conversations.context(key, now=now, gap=gap)
     reply = question_reply(engine, text, context)
     if isinstance(reply, AnswerReply):
         conversations.record(key, reply.answer.turn, now=now, user_id=user_id)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from bot.knowledge import Source
 from bot.reply import (
+    ASK,
     COMMANDS,
     DEADLINES,
     HELP,
@@ -27,8 +28,8 @@ from bot.reply import (
 from bot.timeline import format_partial_date
 
 # How each surface spells the deadlines and help commands in its hints.
-CHAT_COMMANDS = {"deadlines": DEADLINES, "help": HELP}
-CLI_COMMANDS = {"deadlines": "ban-bot deadlines", "help": "ban-bot --help"}
+CHAT_COMMANDS = {"ask": ASK, "deadlines": DEADLINES, "help": HELP}
+CLI_COMMANDS = {"ask": "ban-bot ask", "deadlines": "ban-bot deadlines", "help": "ban-bot --help"}
 RULE_WIDTH = 78
 
 
@@ -51,6 +52,8 @@ def _answer(reply: AnswerReply, commands: dict[str, str]) -> list[str]:
     lines: list[str] = []
     if reply.shared_by:
         lines.append(f"Shared answer to: “{answer.question}”")
+    if answer.in_context and answer.topic:
+        lines.append(f"↪ Following up on “{answer.topic}”")
     (first, cite), *points = cited_parts(answer)
     lines.append(first + cite)
     lines += [f"  • {text}{cite}" for text, cite in points]
@@ -69,6 +72,8 @@ def _answer(reply: AnswerReply, commands: dict[str, str]) -> list[str]:
             lines.append(f"  [{i}] {source_text(s)}" if numbered else f"  - {source_text(s)}")
     if answer.follow_ups:
         lines += [f"  ↪ you could also ask: {f.question}" for f in answer.follow_ups[:2]]
+    if answer.alone_differs:
+        lines.append(f"Not what you meant? {commands['ask']} {answer.question} asks it on its own.")
     return lines
 
 

@@ -75,6 +75,19 @@ def test_the_previous_lines_are_the_context(real_settings: Settings, real_engine
     assert any(w in second for w in ("Russia", "national security", "minimize disruption"))
 
 
+def test_a_follow_up_says_what_it_followed_and_how_to_ask_it_alone(
+    real_settings: Settings, real_engine: Any
+) -> None:
+    lines = "which US agency sanctioned Kaspersky's executives?\nhow many people?\n"
+    first, second = _chat(real_settings, real_engine, lines).strip().split("\n\n", 1)
+    topic = real_engine.knowledge.by_id["ofac-designations"].questions[0]
+    assert "Following up" not in first
+    assert second.startswith(f"↪ Following up on “{topic}”\n") and "12" in second
+    assert "Not what you meant? /ban-ask how many people? asks it on its own." in second
+    alone = _chat(real_settings, real_engine, "/ban-ask how many people?\n")
+    assert "Following up" not in alone and "12 " not in alone
+
+
 def test_small_talk_in_the_chat(real_settings: Settings, real_engine: Any) -> None:
     out = _chat(real_settings, real_engine, "hi\nthanks\n")
     assert "I'm ban-bot" in out and "For example:" in out and "welcome" in out

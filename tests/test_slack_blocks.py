@@ -168,6 +168,44 @@ def test_ask_answer_has_a_share_button() -> None:
     assert ids == ["feedback_up", "feedback_down", "share_answer"]
 
 
+def test_a_follow_up_names_its_topic_and_offers_the_question_on_its_own() -> None:
+    answer = _answer(
+        question="and <!here> on macs?",
+        in_context=True,
+        topic="What is <UltraAV>?",
+        alone_differs=True,
+        follow_ups=(),
+    )
+    message = slack_message(AnswerReply(answer))
+    assert [b["type"] for b in message.blocks] == [
+        "context",
+        "section",
+        "context",
+        "actions",
+        "context_actions",
+    ]
+    assert (
+        message.blocks[0]["elements"][0]["text"] == "↪ Following up on “What is &lt;UltraAV&gt;?”"
+    )
+    [button] = message.blocks[3]["elements"]
+    assert (button["action_id"], button["value"]) == ("ask_alone", "and <!here> on macs?")
+    assert button["text"]["text"] == "Ask it on its own instead"
+    # The fallback text leads with the answer (what a notification shows).
+    assert message.text.startswith("Updates stopped")
+    assert "(Following up on “What is &lt;UltraAV&gt;?”)" in message.text
+    text = render_text(AnswerReply(answer))
+    assert text.startswith("↪ Following up on “What is <UltraAV>?”\nUpdates stopped")
+    assert text.endswith("Not what you meant? /ban-ask and <!here> on macs? asks it on its own.")
+    # Read in context, but alone it has no other answer: no button, no hint.
+    same = slack_message(AnswerReply(_answer(in_context=True, topic="T?", follow_ups=())))
+    assert "ask_alone" not in _texts(same.blocks)
+    assert "Not what you meant" not in render_text(
+        AnswerReply(_answer(in_context=True, topic="T?"))
+    )
+    cli = render_text(AnswerReply(answer), commands=CLI_COMMANDS)
+    assert "Not what you meant? ban-bot ask and <!here> on macs? asks it on its own." in cli
+
+
 def test_knowledge_text_is_escaped_too() -> None:
     message = slack_message(AnswerReply(_answer(text="Use <!here> & <@U1> <http://x|y>")))
     shown = message.blocks[0]["text"]["text"]

@@ -16,7 +16,7 @@ import pytest
 from conftest import FIXED_NOW
 from mock_slack import MockWebApi
 from mock_slack.web_api import Call
-from slack_harness import SlackHarness, UvicornThread, harness_settings
+from slack_harness import SlackHarness, UvicornThread, eventually, harness_settings
 
 from bot.answer import Engine
 from bot.config import Settings
@@ -102,6 +102,56 @@ def test_a_channel_thread_follows_its_topic_and_switches_cleanly(slack: SlackHar
     # No extra Slack reads were needed for the bot's own threads.
     assert "conversations.replies" not in [c.api for c in calls]
     assert "conversations.history" not in [c.api for c in calls]
+
+
+def _buttons(post: Call) -> dict[str, dict[str, Any]]:
+    return {e["action_id"]: e for b in post.blocks if b["type"] == "actions" for e in b["elements"]}
+
+
+def test_a_follow_up_says_what_it_followed_and_can_be_asked_on_its_own(
+    slack: SlackHarness, real_engine: Engine
+) -> None:
+    start = slack.mention("which US agency sanctioned Kaspersky's executives?")
+    first = _ask(slack, start, 0)
+    assert "Following up" not in first.text and "ask_alone" not in _buttons(first)
+    how_many = _ask(slack, slack.message("how many people?", thread_ts=start["ts"]), 1)
+    # It says which answer it followed up on, and offers the other reading.
+    topic = real_engine.knowledge.by_id["ofac-designations"].questions[0]
+    assert how_many.blocks[0]["type"] == "context"
+    assert f"Following up on “{topic}”" in how_many.blocks[0]["elements"][0]["text"]
+    assert "12" in how_many.text
+    button = _buttons(how_many)["ask_alone"]
+    assert button["value"] == "how many people?"
+
+    bot_message = {"type": "message", "ts": "1700000000.000777", "thread_ts": start["ts"]}
+    assert slack.click("ask_alone", button["value"], message=bot_message).status == 200
+    alone = slack.api.wait_for("chat.postMessage", 3)[-1]
+    expected = real_engine.answer("how many people?")
+    assert alone.body["thread_ts"] == start["ts"]
+    assert alone.blocks[0]["text"]["text"].startswith(expected.text[:60])
+    assert "Following up" not in alone.text and "ask_alone" not in _buttons(alone)
+    # The answer on its own is now the thread's topic: the next follow-up is read about it.
+    latest = slack.store.context(f"C0GENERAL:{start['ts']}", now=FIXED_NOW)[-1]
+    assert latest.question == "how many people?" and latest.entry_ids == expected.entry_ids[:1]
+
+
+def test_in_a_dm_the_question_on_its_own_is_answered_in_the_dm(slack: SlackHarness) -> None:
+    def dm(text: str) -> dict[str, Any]:
+        return slack.message(text, channel="D0ALICE", channel_type="im")
+
+    _ask(slack, dm("what is UltraAV?"), 0)
+    macs = _ask(slack, dm("and on macs?"), 1)
+    assert "Following up on" in macs.text
+    button = _buttons(macs)["ask_alone"]
+    bot_message = {"type": "message", "ts": "1700000000.000778"}  # the DM's main view
+    slack.click("ask_alone", button["value"], channel="D0ALICE", message=bot_message)
+    alone = slack.api.wait_for("chat.postMessage", 3)[-1]
+    assert alone.body["channel"] == "D0ALICE" and not alone.body.get("thread_ts")
+    assert alone.text != macs.text and "Following up" not in alone.text
+    [logged] = eventually(
+        lambda: [q for q in slack.store.questions() if q.surface == "slack:ask-alone-button"]
+    )
+    assert logged.question == "and on macs?" and not logged.declined
 
 
 def test_a_dm_has_context_until_a_quiet_gap(slack: SlackHarness, clock: Clock) -> None:

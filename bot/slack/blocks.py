@@ -82,6 +82,7 @@ ASK_EXPERTS = "ask_experts"
 MARK_ANSWER = "mark_answer"
 SHARE_ANSWER = "share_answer"
 SHOW_HISTORY = "deadlines_history"
+ASK_ALONE = "ask_alone"  # under a follow-up read in context: the same question, on its own
 FOLLOW_UP_PREFIX = "follow_up_"  # follow_up_0, follow_up_1 (ids must differ within a block)
 FOLLOW_UP_PATTERN = re.compile(rf"^{FOLLOW_UP_PREFIX}\d+$")
 
@@ -318,10 +319,14 @@ def _answer_blocks(
             _context(f"<@{reply.shared_by}> shared an answer to: “{echo(answer.question)}”")
         )
         lines.append(f"Shared answer to: “{echo(answer.question)}”")
+    if answer.in_context and answer.topic:
+        blocks.append(_context(f"↪ Following up on “{echo(answer.topic)}”"))
     pieces = [escape(text) + cite for text, cite in cited_parts(answer)]
     body = "\n• ".join(pieces)
     blocks.append(_mrkdwn(body))
     lines.append(body)
+    if answer.in_context and answer.topic:  # after the answer: notifications show it first
+        lines.append(f"(Following up on “{echo(answer.topic)}”)")
     if answer.kind in ESCALATED_DECLINES:
         hint = f"Try `{DEADLINES}` for the key dates, or `{HELP}` for what I cover."
         if answer.examples:
@@ -343,16 +348,16 @@ def _answer_blocks(
         blocks.append(_context("*Sources*\n" + "\n".join(listed)))
         lines.append("Sources: " + "; ".join(_source_plain(s) for s in answer.sources))
     follow_ups = list(answer.follow_ups)[:2]
+    next_questions = [
+        _button(f"↪ {f.question}", f"{FOLLOW_UP_PREFIX}{i}", f.question)
+        for i, f in enumerate(follow_ups)
+    ]
+    if answer.alone_differs:
+        # Read as a follow-up, while on its own it has another answer: one click asks it alone.
+        next_questions.append(_button("Ask it on its own instead", ASK_ALONE, answer.question))
+    if next_questions:
+        blocks.append(ActionsBlock(block_id="follow_ups", elements=next_questions))
     if follow_ups:
-        blocks.append(
-            ActionsBlock(
-                block_id="follow_ups",
-                elements=[
-                    _button(f"↪ {f.question}", f"{FOLLOW_UP_PREFIX}{i}", f.question)
-                    for i, f in enumerate(follow_ups)
-                ],
-            )
-        )
         lines.append("Related: " + " / ".join(escape(f.question) for f in follow_ups))
     if answer.answered:
         element, buttons = _feedback_blocks(

@@ -1,6 +1,7 @@
 """Buttons: 👍/👎 feedback (Slack's feedback element, or the classic buttons; stored, thanked),
-"Share in channel", the follow-up suggestions, the full history, and the experts' two buttons
-("Ask the experts", "Mark as the answer": ``listeners/experts.py``).
+"Share in channel", the follow-up suggestions, "Ask it on its own instead" (under a follow-up
+read in context), the full history, and the experts' two buttons ("Ask the experts", "Mark as
+the answer": ``listeners/experts.py``).
 
 Every click goes through one listener, ``on_click``: it acknowledges at once and admits the
 button's work to an answering thread. The work is a plain function of one ``Click``.
@@ -24,6 +25,7 @@ from bot import metrics
 from bot.handlers import ask_reply, converse, deadlines_reply, feedback_notice, shared_reply
 from bot.slack import log
 from bot.slack.blocks import (
+    ASK_ALONE,
     ASK_EXPERTS,
     FEEDBACK,
     FEEDBACK_DOWN,
@@ -154,6 +156,38 @@ def follow_up(click: Click) -> None:
         apologize("follow-up", click.logger, click.reply_privately)
 
 
+def ask_alone(click: Click) -> None:
+    """ "Ask it on its own instead", under an answer that read a question as a follow-up: the
+    same question answered without the conversation before it, posted where the answer is (its
+    thread, or a DM's main view), and recorded as the conversation's latest turn, so the next
+    follow-up is read about this answer."""
+    services, question = click.services, click.value
+    try:
+        channel = click.body["channel"]["id"]
+        thread_ts = click.body["message"].get("thread_ts")  # none in a DM's main view
+        reply, seconds = timed(
+            lambda: converse(
+                services.engine,
+                services.store,
+                conversation_key(channel, thread_ts),
+                question,
+                now=services.engine.clock(),
+                user_id=click.user_id,
+                alone=True,
+            )
+        )
+
+        def post(message: Message) -> None:
+            click.client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, **message.as_kwargs()
+            )
+
+        message = send_answer(services, post, reply, logger=click.logger)
+        record_question(services, "slack:ask-alone-button", message, click.user_id, seconds)
+    except Exception:
+        apologize("ask alone", click.logger, click.reply_privately)
+
+
 def show_history(click: Click) -> None:
     """ "Show the full history" under the key dates: the whole timeline, in place of them."""
     try:
@@ -175,6 +209,7 @@ BUTTONS: tuple[tuple[str | re.Pattern[str], Work, bool], ...] = (
     (FEEDBACK_DOWN, feedback_down, False),
     (SHARE_ANSWER, share, True),
     (FOLLOW_UP_PATTERN, follow_up, True),
+    (ASK_ALONE, ask_alone, True),
     (SHOW_HISTORY, show_history, False),
     (ASK_EXPERTS, experts.ask_experts, False),
     (MARK_ANSWER, experts.mark_answer, False),

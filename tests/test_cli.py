@@ -4,6 +4,7 @@ CliRunner); a real process where the process is the point (what ``deadlines`` im
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,50 @@ def test_ask_prints_answer_and_sources(real_settings: Settings) -> None:
     r = run(["ask", "--index", str(real_settings.index_dir), "when do kaspersky updates stop?"])
     assert r.returncode == 0, r.stderr
     assert "September 29, 2024" in r.stdout and "Sources:" in r.stdout
+
+
+@pytest.mark.slow
+def test_the_ask_process_writes_everything_before_it_skips_the_teardown(
+    real_settings: Settings, tmp_path: Path
+) -> None:
+    """``python -m bot ask`` ends without the interpreter's teardown: all of its output, on a
+    pipe and in a file, is there first, and a failure still exits with its own status."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "BAN_BOT_INDEX_DIR": str(real_settings.index_dir)}
+    ask = [sys.executable, "-m", "bot", "ask"]
+    piped = subprocess.run(
+        [*ask, "--json", "-"],
+        input="when do kaspersky updates stop?\nwho got sanctioned by OFAC\n" * 20,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert piped.returncode == 0, piped.stderr
+    records = [json.loads(line) for line in piped.stdout.splitlines()]
+    assert len(records) == 40 and all(r["answered"] for r in records)
+    with (tmp_path / "out.txt").open("w") as out:
+        one = subprocess.run(
+            [*ask, "when do kaspersky updates stop?"],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+        )
+    assert one.returncode == 0, one.stderr
+    text = (tmp_path / "out.txt").read_text()
+    assert "September 29, 2024" in text and text.rstrip().splitlines()[-1].startswith("  ↪")
+    missing = subprocess.run(
+        [*ask, "--index", str(tmp_path / "none"), "q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert missing.returncode != 0 and "index" in missing.stderr
 
 
 @pytest.mark.slow

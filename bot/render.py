@@ -31,6 +31,7 @@ from bot.timeline import format_partial_date
 CHAT_COMMANDS = {"ask": ASK, "deadlines": DEADLINES, "help": HELP}
 CLI_COMMANDS = {"ask": "ban-bot ask", "deadlines": "ban-bot deadlines", "help": "ban-bot --help"}
 RULE_WIDTH = 78
+_RETYPE_CHARS = 80
 
 
 def source_text(source: Source) -> str:
@@ -73,7 +74,9 @@ def _answer(reply: AnswerReply, commands: dict[str, str]) -> list[str]:
     if answer.follow_ups:
         lines += [f"  ↪ you could also ask: {f.question}" for f in answer.follow_ups[:2]]
     if answer.alone_differs:
-        lines.append(f"Not what you meant? {commands['ask']} {answer.question} asks it on its own.")
+        # The question itself where it is short enough to retype, else a placeholder.
+        asked = answer.question if len(answer.question) <= _RETYPE_CHARS else "QUESTION"
+        lines.append(f"Not what you meant? {commands['ask']} {asked} asks it on its own.")
     return lines
 
 

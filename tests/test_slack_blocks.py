@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -204,6 +205,8 @@ def test_a_follow_up_names_its_topic_and_offers_the_question_on_its_own() -> Non
     )
     cli = render_text(AnswerReply(answer), commands=CLI_COMMANDS)
     assert "Not what you meant? ban-bot ask and <!here> on macs? asks it on its own." in cli
+    long = render_text(AnswerReply(replace(answer, question="and on macs " + "x" * 200)))
+    assert long.endswith("Not what you meant? /ban-ask QUESTION asks it on its own.")
 
 
 def test_knowledge_text_is_escaped_too() -> None:

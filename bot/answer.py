@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.embedding import Embedder
 from bot.index import IndexLoadError, LoadedIndex, load_index, verify_files
 from bot.knowledge import Entry, KnowledgeSet, Source
-from bot.search import Hit, Searcher
+from bot.search import Hit, Searcher, answering_sentences
 from bot.text import clean_question
 from bot.timeline import Clock, Timeline, annotate_dates, utc_now
 from bot.turns import Turn
@@ -101,6 +101,9 @@ class Answer:
     in_context: bool = False
     topic: str | None = None
     alone_differs: bool = False
+    # The sentences of ``text`` that hold what the question asks for (the dated ones for "when",
+    # those with a number for "how many"): surfaces may set them off. The text is unchanged.
+    emphasis: tuple[str, ...] = ()
     hits: tuple[Hit, ...] = field(default=(), repr=False)
 
     @property
@@ -351,6 +354,7 @@ class Engine:
             text=text,
             score=top.score,
             parts=tuple(parts),
+            emphasis=() if entry.points else answering_sentences(question, text),
             entry_ids=entry_ids,
             sources=_unique_sources(p.sources for p in parts),
             follow_ups=self._follow_ups(entry, hits, by_id),

@@ -78,6 +78,50 @@ _NUMBER = re.compile(
 )
 
 
+# Where curated text ends a sentence: a stop, then space, then a capital, a digit or an opening
+# quote; not after an abbreviation the knowledge set writes ("12:00 a.m. EDT") or an initial.
+_SENTENCE_BREAK = re.compile(r"[.!?][\"\u201d\u2019)]*\s+(?=[\"\u201c\u2018(]?[A-Z0-9])")
+_ABBREVIATION = re.compile(
+    r"(?:^|[\s(])(?:a\.m|p\.m|U\.S|Mr|Ms|Mrs|Dr|St|No|Inc|Co|Jr|vs|e\.g|i\.e|[A-Z]"
+    r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.[\"\u201d\u2019)]*$"
+)
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` (curated prose) cut into its sentences, in order, each stripped.
+
+    Usage: ``sentences("From 12:00 a.m. EDT on Sept. 29 it stopped. Why? Risk.")`` ->
+    ``["From 12:00 a.m. EDT on Sept. 29 it stopped.", "Why?", "Risk."]``
+    """
+    out: list[str] = []
+    start = 0
+    for m in _SENTENCE_BREAK.finditer(text):
+        if _ABBREVIATION.search(text[start : m.end()].rstrip()):
+            continue
+        out.append(text[start : m.end()].strip())
+        start = m.end()
+    out.append(text[start:].strip())
+    return [s for s in out if s]
+
+
+def answering_sentences(question: str, text: str) -> tuple[str, ...]:
+    """The sentences of an answer's ``text`` that hold what ``question`` asks for: the dated
+    ones for "when", those with a number for "how many"; none for other questions, or where
+    none does or more than half do, since then nothing stands out.
+
+    Usage: ``answering_sentences("by when?", entry_text)`` -> ``("... since September 29, 2024.",)``
+    """
+    kind = question_kind(question)
+    if kind not in ("when", "count"):
+        return ()
+    found = sentences(text)
+    if kind == "when":
+        picked = [s for s in found if _DATE.search(s)]
+    else:
+        picked = [s for s in found if _NUMBER.search(_DATE.sub(" ", s))]
+    return tuple(picked) if 0 < len(picked) <= len(found) / 2 else ()
+
+
 def _answers_to(entry: Entry) -> dict[str, float]:
     """What kinds of question an entry answers, 0..1 each (see ``Searcher.asked_for``)."""
     kinds = [question_kind(q) for q in entry.questions]

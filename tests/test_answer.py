@@ -6,9 +6,11 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.answer import MAX_FOLLOW_UPS, Answer, Engine
-from bot.search import question_kind
+from bot.search import answering_sentences, question_kind, sentences
 from bot.text import clean_question
 from bot.timeline import annotate_dates, relative_phrase
 from bot.turns import Turn
@@ -398,3 +400,55 @@ def test_a_follow_up_that_points_back_with_a_pronoun_is_read_about_the_topic(
     assert "integrat" not in real_engine.answer("so is that banned too?").text.lower()
     follow_up = real_engine.answer("so is that banned too?", context=[first.turn])
     assert follow_up.in_context and "integrat" in follow_up.text.lower()
+
+
+def test_sentences_keep_abbreviations_and_initials_whole() -> None:
+    text = (
+        "Updates stopped at 12:00 a.m. EDT on Sept. 29, 2024. Elaine C. Duke signed it. "
+        'The U.S. agreed: "no." Why? 12 people were named.'
+    )
+    assert sentences(text) == [
+        "Updates stopped at 12:00 a.m. EDT on Sept. 29, 2024.",
+        "Elaine C. Duke signed it.",
+        'The U.S. agreed: "no."',
+        "Why?",
+        "12 people were named.",
+    ]
+
+
+def test_every_answer_in_the_knowledge_set_splits_into_whole_sentences(
+    real_engine: Engine,
+) -> None:
+    for entry in real_engine.knowledge.entries:
+        for text in (entry.answer, *(p.text for p in entry.points)):
+            found = sentences(text)
+            assert "".join("".join(found).split()) == "".join(text.split()), entry.id
+            for sentence in found:  # never cut inside "12:00 a.m. EDT" or after an initial
+                assert not sentence.endswith(("a.m.", "p.m.", "U.S.")), (entry.id, sentence)
+                assert not (len(sentence) > 1 and sentence[-2].isupper() and sentence[-3] == " ")
+
+
+def test_a_when_question_sets_off_the_dated_sentence(real_engine: Engine) -> None:
+    first = real_engine.answer("we're an MSP with clients on kaspersky, what do we need to do?")
+    when = real_engine.answer("by when?", context=[first.turn])
+    assert when.entry_id == first.entry_id and len(when.emphasis) == 1
+    [dated] = when.emphasis
+    assert dated in when.text and "September 29, 2024" in dated
+    # Other questions, or an answer whose every sentence is dated, set nothing off.
+    assert real_engine.answer("why was kaspersky banned?").emphasis == ()
+    assert real_engine.answer("when do kaspersky updates stop?").emphasis == ()
+
+
+def test_answering_sentences_pick_what_is_asked_for() -> None:
+    text = "It began on June 20, 2024. Twelve leaders were named. Nobody knows why."
+    assert answering_sentences("what day was that?", text) == ("It began on June 20, 2024.",)
+    assert answering_sentences("how many people?", text) == ("Twelve leaders were named.",)
+    assert answering_sentences("who did it?", text) == ()
+    assert answering_sentences("when?", "On June 20, 2024. On July 20, 2024. Done.") == ()
+
+
+@given(st.text(alphabet=st.sampled_from(list('aAzZ09 .!?"\u201c\u201d()\u2019:,\n')), max_size=200))
+def test_sentences_lose_and_reorder_nothing(text: str) -> None:
+    found = sentences(text)
+    assert "".join("".join(found).split()) == "".join(text.split())
+    assert all(s == s.strip() and s for s in found)

@@ -209,6 +209,21 @@ def test_a_follow_up_names_its_topic_and_offers_the_question_on_its_own() -> Non
     assert long.endswith("Not what you meant? /ban-ask QUESTION asks it on its own.")
 
 
+def test_the_sentences_a_question_asked_for_are_in_bold_in_the_blocks_only() -> None:
+    text = "Sales stopped on July 20, 2024. Use <b> & more. Nobody was fined."
+    answer = _answer(text=text, emphasis=("Sales stopped on July 20, 2024.", "Use <b> & more."))
+    message = slack_message(AnswerReply(answer))
+    shown = message.blocks[0]["text"]["text"]
+    assert (
+        shown == "*Sales stopped on July 20, 2024.* *Use &lt;b&gt; &amp; more.* Nobody was fined."
+    )
+    assert message.text.startswith("Sales stopped on July 20, 2024. Use &lt;b&gt;")  # plain
+    assert render_text(AnswerReply(answer)).startswith(text)  # the chat shows the text as is
+    # A sentence with mrkdwn's own marks is left as it is rather than unbalance the markup.
+    odd = slack_message(AnswerReply(_answer(text="A *b* c. D.", emphasis=("A *b* c.",))))
+    assert odd.blocks[0]["text"]["text"] == "A *b* c. D."
+
+
 def test_knowledge_text_is_escaped_too() -> None:
     message = slack_message(AnswerReply(_answer(text="Use <!here> & <@U1> <http://x|y>")))
     shown = message.blocks[0]["text"]["text"]

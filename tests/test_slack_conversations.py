@@ -6,6 +6,7 @@ quiet gap. The turns live in the bot's store, bounded, whatever is in it."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +83,8 @@ def test_a_channel_thread_follows_its_topic_and_switches_cleanly(slack: SlackHar
     assert how_many.body["thread_ts"] == start["ts"] and "12" in how_many.text
     when = _ask(slack, in_thread("what day was that?"), 2)
     assert "June 21, 2024" in when.text
+    body = next(b["text"]["text"] for b in when.blocks if b["type"] == "section")
+    assert re.search(r"\*[^*]*June 21, 2024[^*]*\*", body), body  # the dated sentence, in bold
     # A new topic in the same thread is answered as if asked fresh.
     switch = _ask(slack, in_thread("when do kaspersky updates stop?"), 3)
     body = switch.blocks[0]["text"]["text"]  # the answer itself, not its sources

@@ -323,7 +323,7 @@ def _answer_blocks(
         blocks.append(_context(f"↪ Following up on “{echo(answer.topic)}”"))
     pieces = [escape(text) + cite for text, cite in cited_parts(answer)]
     body = "\n• ".join(pieces)
-    blocks.append(_mrkdwn(body))
+    blocks.append(_mrkdwn(_emphasised(body, answer.emphasis)))
     lines.append(body)
     if answer.in_context and answer.topic:  # after the answer: notifications show it first
         lines.append(f"(Following up on “{echo(answer.topic)}”)")
@@ -370,6 +370,16 @@ def _answer_blocks(
         if element is not None:
             blocks.append(element)
     return blocks, lines
+
+
+def _emphasised(body: str, sentences: Sequence[str]) -> str:
+    """``body`` (escaped mrkdwn) with each of ``sentences`` in bold: what the question asked
+    for ("when", "how many") stands out of the answer around it."""
+    for sentence in sentences:
+        shown = escape(sentence)
+        if shown and not any(c in shown for c in "*_~`"):  # those would unbalance the markup
+            body = body.replace(shown, f"*{shown}*", 1)
+    return body
 
 
 def _prompt_text(reply: PromptReply) -> str:

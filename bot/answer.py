@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -53,6 +53,12 @@ DECLINE_TEXT = (
     "prohibited and for whom, Kaspersky's response and the alternatives."
 )
 EMPTY_TEXT = "Ask me a question about the 2024 US ban on Kaspersky software."
+# A follow-up with nothing before it to follow ("why?", "what day was that?" in a new thread, or
+# in a DM after the quiet gap): the question may well be covered, once it says what it is about.
+NO_TOPIC_TEXT = (
+    "I don't know what that refers to: ask me the whole question, and I'll answer it from my "
+    "sources on the 2024 US ban on Kaspersky software."
+)
 
 
 @dataclass(frozen=True)
@@ -269,9 +275,12 @@ class Engine:
         vector = state.encoder.encode([q])[0]
         standalone = self._compose(state, q, vector)
         previous = _topic(context)
+        from bot.conversation import needs_a_topic, read_in_context
+
         if previous is None:
+            if standalone.kind == "decline" and needs_a_topic(state.searcher, q):
+                return replace(standalone, text=NO_TOPIC_TEXT)
             return standalone
-        from bot.conversation import read_in_context
 
         return read_in_context(self, state, q, vector, standalone, previous)
 

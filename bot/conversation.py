@@ -25,6 +25,7 @@ from bot.search import question_kind
 
 if TYPE_CHECKING:
     from bot.answer import Answer, Engine, _State
+    from bot.search import Searcher
     from bot.turns import Turn
 
 # The reading in context must beat the standalone one by this much to win (ties: standalone).
@@ -151,6 +152,16 @@ def read_in_context(
             alone_differs=standalone.answered and standalone.entry_id != contextual.entry_id,
         )
     return standalone
+
+
+def needs_a_topic(searcher: Searcher, question: str) -> bool:
+    """Whether ``question`` only makes sense after something: it points back ("why?", "what day
+    was that?", "and on macs?") and names at most one thing the knowledge set knows and nothing
+    it does not ("why is the sky blue" names its own subject)."""
+    if not _REFERS_BACK.search(question):
+        return False
+    known, unknown = searcher.lexical.query_terms(question)
+    return len(known) <= 1 and unknown == 0
 
 
 def _nearest_is_out_of_scope(state: _State, answer: Answer) -> bool:

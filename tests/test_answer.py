@@ -452,3 +452,16 @@ def test_sentences_lose_and_reorder_nothing(text: str) -> None:
     found = sentences(text)
     assert "".join("".join(found).split()) == "".join(text.split())
     assert all(s == s.strip() and s for s in found)
+
+
+def test_a_follow_up_with_nothing_before_it_asks_for_the_whole_question(
+    real_engine: Engine,
+) -> None:
+    why = real_engine.answer("why?")
+    assert why.kind == "decline" and why.text.startswith("I don't know what that refers to")
+    assert why.examples  # surfaces offer examples, as for any decline
+    # With a topic it is answered; a question that names its own subject gets the usual decline.
+    first = real_engine.answer("when did kaspersky updates stop?")
+    assert real_engine.answer("why?", context=[first.turn]).answered
+    sky = real_engine.answer("why is the sky blue?")
+    assert sky.kind == "decline" and "refers to" not in sky.text

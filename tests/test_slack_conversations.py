@@ -170,7 +170,8 @@ def test_a_dm_has_context_until_a_quiet_gap(slack: SlackHarness, clock: Clock) -
     assert "Mac" in macs.text and ("themselves" in macs.text or "download" in macs.text)
     clock.now += dt.timedelta(minutes=31)  # past BAN_BOT_DM_CONTEXT_MINUTES (30)
     alone = _ask(slack, dm("why?"), 3)
-    assert "I don't know" in alone.text  # "why?" on its own, the next day, stands alone
+    # "why?" on its own, the next day, stands alone: the bot asks for the whole question.
+    assert "I don't know what that refers to" in alone.text
     thanks = _ask(slack, dm("thanks"), 4)
     assert "welcome" in thanks.text and "Sources" not in thanks.text
 
@@ -220,7 +221,7 @@ def test_slash_ask_is_one_question_without_context(slack: SlackHarness) -> None:
     reply = slack.command("/ban-ask", "why?", user="U0CAROL")
     assert reply.status == 200
     [private] = slack.api.wait_for("response/command")
-    assert "I don't know" in private.text
+    assert "I don't know what that refers to" in private.text
 
 
 def test_turns_expire_with_the_retention(tmp_path: Path) -> None:

@@ -108,7 +108,8 @@ class Answer:
     topic: str | None = None
     alone_differs: bool = False
     # The sentences of ``text`` that hold what the question asks for (the dated ones for "when",
-    # those with a number for "how many"): surfaces may set them off. The text is unchanged.
+    # those with a number for "how many"; for a follow-up answered with the entry just shown,
+    # those that share its rarest words): surfaces may set them off. The text is unchanged.
     emphasis: tuple[str, ...] = ()
     hits: tuple[Hit, ...] = field(default=(), repr=False)
 

@@ -465,3 +465,19 @@ def test_a_follow_up_with_nothing_before_it_asks_for_the_whole_question(
     assert real_engine.answer("why?", context=[first.turn]).answered
     sky = real_engine.answer("why is the sky blue?")
     assert sky.kind == "decline" and "refers to" not in sky.text
+
+
+def test_a_follow_up_on_the_answer_just_shown_sets_off_the_sentence_it_is_about(
+    real_engine: Engine,
+) -> None:
+    first = real_engine.answer("did kaspersky sue over the 2017 bans?")
+    judge = real_engine.answer("who was the judge", context=[first.turn])
+    assert judge.in_context and judge.entry_id == first.entry_id
+    [sentence] = judge.emphasis
+    assert sentence in judge.text and "Kollar-Kotelly" in sentence
+    # Asked on its own, the same entry's answer sets nothing off: all of it answers.
+    assert real_engine.answer("did kaspersky sue over the 2017 bans?").emphasis == ()
+    # Nothing rare in common, or a tie across most of the answer: nothing set off.
+    searcher = real_engine._state.searcher
+    assert searcher.matching_sentences("and?", judge.text) == ()
+    assert searcher.matching_sentences("kaspersky", "Kaspersky sued. Kaspersky lost.") == ()

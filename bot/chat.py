@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings
 from bot.handlers import converse, error_notice, new_error_id, run_command
-from bot.render import render_text
+from bot.render import BOLD, render_text
 from bot.reply import COMMANDS, NoticeReply, Reply
 from bot.slack import log
 from bot.turns import Conversations, MemoryConversations
@@ -73,6 +73,7 @@ def run_chat(
         engine = Engine.load(settings)
     conversations = MemoryConversations()
     interactive = stdin.isatty()
+    bold = BOLD if interactive and stdout.isatty() else None  # never into a pipe or a file
     if interactive:
         print(BANNER, file=stdout)
 
@@ -91,7 +92,7 @@ def run_chat(
                     error_id = new_error_id()
                     logger.exception(log.error_answering("chat", error_id))
                     reply = error_notice(error_id)
-                print(render_text(reply), file=stdout)
+                print(render_text(reply, bold=bold), file=stdout)
                 print(file=stdout, flush=True)
             prompt()
     except KeyboardInterrupt:

@@ -119,10 +119,22 @@ def _help(reply: HelpReply, commands: dict[str, str]) -> list[str]:
     return lines
 
 
-def render_text(reply: Reply, *, commands: dict[str, str] = CHAT_COMMANDS) -> str:
-    """A reply as terminal text; ``commands`` says how hints name the deadlines and help."""
+# How a terminal sets off the sentences an answer emphasises: ANSI bold (only on a terminal).
+BOLD = ("\033[1m", "\033[0m")
+
+
+def render_text(
+    reply: Reply, *, commands: dict[str, str] = CHAT_COMMANDS, bold: tuple[str, str] | None = None
+) -> str:
+    """A reply as terminal text; ``commands`` says how hints name the deadlines and help, and
+    ``bold`` (``BOLD`` on a terminal) how the sentences an answer emphasises are set off."""
     if isinstance(reply, AnswerReply):
         lines = _answer(reply, commands)
+        if bold is not None and reply.answer.emphasis:
+            text = "\n".join(lines)
+            for sentence in reply.answer.emphasis:
+                text = text.replace(sentence, f"{bold[0]}{sentence}{bold[1]}", 1)
+            lines = [text]
     elif isinstance(reply, PromptReply):
         how = f"Usage: {reply.command} QUESTION. " if reply.command else ""
         example = f", for example: “{reply.examples[0]}”" if reply.examples else ""
@@ -139,4 +151,4 @@ def render_text(reply: Reply, *, commands: dict[str, str] = CHAT_COMMANDS) -> st
     return "\n".join(lines)
 
 
-__all__ = ["CHAT_COMMANDS", "CLI_COMMANDS", "render_text", "source_text"]
+__all__ = ["BOLD", "CHAT_COMMANDS", "CLI_COMMANDS", "render_text", "source_text"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,20 @@ def test_a_follow_up_says_what_it_followed_and_how_to_ask_it_alone(
     assert "Not what you meant? /ban-ask how many people? asks it on its own." in second
     alone = _chat(real_settings, real_engine, "/ban-ask how many people?\n")
     assert "Following up" not in alone and "12 " not in alone
+
+
+def test_on_a_terminal_the_sentence_a_follow_up_is_about_is_bold(
+    real_settings: Settings, real_engine: Any
+) -> None:
+    lines = "did kaspersky sue over the 2017 bans?\nwho was the judge\n"
+    out = io.StringIO()
+    out.isatty = lambda: True  # type: ignore[method-assign]
+    assert run_chat(real_settings, real_engine, stdin=FakeTty(lines), stdout=out) == 0
+    first, second = out.getvalue().split("\n\n", 1)
+    assert "\033[1m" not in first  # asked on its own: nothing set off
+    assert re.search(r"\033\[1mJudge Colleen Kollar-Kotelly[^\033]*\033\[0m", second)
+    piped = _chat(real_settings, real_engine, lines)  # into a pipe: plain text
+    assert "\033" not in piped and "Judge Colleen Kollar-Kotelly" in piped
 
 
 def test_small_talk_in_the_chat(real_settings: Settings, real_engine: Any) -> None:

@@ -276,14 +276,12 @@ class Engine:
         vector = state.encoder.encode([q])[0]
         standalone = self._compose(state, q, vector)
         previous = _topic(context)
-        from bot.conversation import needs_a_topic, read_in_context
-
         if previous is None:
-            if standalone.kind == "decline" and needs_a_topic(state.searcher, q):
-                return replace(standalone, text=NO_TOPIC_TEXT)
-            return standalone
+            return self._finished(state, q, standalone, None)
+        from bot.conversation import read_in_context
 
-        return read_in_context(self, state, q, vector, standalone, previous)
+        read = read_in_context(self, state, q, vector, standalone, previous)
+        return self._finished(state, q, read, previous)
 
     def answer_many(self, questions: Sequence[str]) -> list[Answer]:
         """Answer a batch of standalone questions with one encoder call (the CLI's JSON stream)."""
@@ -292,7 +290,34 @@ class Engine:
         todo = [q for q in cleaned if q]
         vectors = state.encoder.encode(todo) if todo else np.zeros((0, 1), dtype=np.float32)
         it = iter(vectors)
-        return [self._compose(state, q, next(it)) if q else self._empty() for q in cleaned]
+        return [
+            self._finished(state, q, self._compose(state, q, next(it)), None)
+            if q
+            else self._empty()
+            for q in cleaned
+        ]
+
+    def _finished(self, state: _State, question: str, answer: Answer, topic: Turn | None) -> Answer:
+        """What an answer gets last, however it was read (``topic``: the turn it was read
+        about, if any): a decline of a follow-up with nothing to follow asks for the whole
+        question; an entry's answer names the sentences that hold what was asked (the dated or
+        numbered ones for "when" and "how many"; for a follow-up answered with the entry just
+        shown, those that share its rarest words)."""
+        if answer.kind == "decline":
+            from bot.conversation import needs_a_topic
+
+            if topic is None and needs_a_topic(state.searcher, question):
+                return replace(answer, text=NO_TOPIC_TEXT)
+            return answer
+        if answer.kind != "answer":
+            return answer
+        emphasis = answering_sentences(question, answer.text)
+        just_shown = (
+            answer.in_context and topic is not None and answer.entry_id == topic.entry_ids[0]
+        )
+        if not emphasis and just_shown:
+            emphasis = state.searcher.matching_sentences(question, answer.text)
+        return replace(answer, emphasis=emphasis) if emphasis else answer
 
     def _empty(self) -> Answer:
         # Nothing left to ask once markup is stripped: invite a question instead.
@@ -364,7 +389,6 @@ class Engine:
             text=text,
             score=top.score,
             parts=tuple(parts),
-            emphasis=() if entry.points else answering_sentences(question, text),
             entry_ids=entry_ids,
             sources=_unique_sources(p.sources for p in parts),
             follow_ups=self._follow_ups(entry, hits, by_id),

@@ -145,16 +145,11 @@ def read_in_context(
     if _PRONOUN.search(question):
         margin -= PRONOUN_CREDIT
     if contextual.answered and contextual.score > standalone.score + margin:
-        emphasis = contextual.emphasis
-        if not emphasis and contextual.kind == "answer" and contextual.entry_id == entry.id:
-            # The answer the user was just shown: set off the sentences the follow-up is about.
-            emphasis = searcher.matching_sentences(question, contextual.text)
         return replace(
             contextual,
             in_context=True,
             topic=entry.questions[0],
             alone_differs=standalone.answered and standalone.entry_id != contextual.entry_id,
-            emphasis=emphasis,
         )
     return standalone
 

@@ -122,6 +122,11 @@ def answering_sentences(question: str, text: str) -> tuple[str, ...]:
         picked = [s for s in found if _DATE.search(s)]
     else:
         picked = [s for s in found if _NUMBER.search(_DATE.sub(" ", s))]
+    return _standing_out(picked, found)
+
+
+def _standing_out(picked: list[str], found: list[str]) -> tuple[str, ...]:
+    """``picked`` of ``found`` where it stands out: some, at most half of them."""
     return tuple(picked) if 0 < len(picked) <= len(found) / 2 else ()
 
 
@@ -273,10 +278,9 @@ class Searcher:
             for s in found
         ]
         best = max(weights, default=0.0)
-        picked = [s for s, w in zip(found, weights, strict=True) if w == best]
-        if best < SENTENCE_MATCH_WEIGHT or len(picked) > len(found) / 2:
+        if best < SENTENCE_MATCH_WEIGHT:
             return ()
-        return tuple(picked)
+        return _standing_out([s for s, w in zip(found, weights, strict=True) if w == best], found)
 
     def dense_scores(self, query_vector: np.ndarray, *, depth: int | None = None) -> np.ndarray:
         q = np.ascontiguousarray(query_vector.reshape(1, -1), dtype=np.float32)

@@ -460,6 +460,7 @@ def test_a_follow_up_with_nothing_before_it_asks_for_the_whole_question(
     why = real_engine.answer("why?")
     assert why.kind == "decline" and why.text.startswith("I don't know what that refers to")
     assert why.examples  # surfaces offer examples, as for any decline
+    assert real_engine.answer_many(["why?"])[0].text == why.text  # `ban-bot ask --json -` too
     # With a topic it is answered; a question that names its own subject gets the usual decline.
     first = real_engine.answer("when did kaspersky updates stop?")
     assert real_engine.answer("why?", context=[first.turn]).answered
